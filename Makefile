@@ -1,0 +1,39 @@
+# Two commands set up everything: `make demo` runs the embedded demo end to end, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel; anything else would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test,slurm]'
+	@command -v bedtools >/dev/null || { (apt-get update -qq && apt-get install -y -qq bedtools) >/dev/null \
+		|| { echo "bedtools is missing and could not be installed: install it (apt/conda) and rerun" >&2; exit 1; }; }
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(CORES) tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check lrp tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+format: $(STAMP)
+	$(BIN)/ruff format lrp tests benchmarks
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf results resources logs .snakemake

@@ -1,0 +1,87 @@
+"""The ``plrp`` command line: one subcommand per pipeline step, each implemented in its own module.
+
+A command ``NAME`` lives in module ``M`` as two functions: ``NAME_arguments(parser)`` adds its options and
+``NAME_main(args)`` runs it (``-`` in NAME becomes ``_``). Modules are imported only when their command runs,
+so ``plrp --help`` is instant.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+
+from lrp.errors import PlrpError
+
+COMMANDS = {
+    "simulate": ("lrp.simulate", "simulate the demo genome with JASPAR motifs planted at known sites"),
+    "train": ("lrp.train", "train the demo CNN and save it as a .pt2 program and a state dict"),
+    "jaspar-meme": ("lrp.jaspar", "write a JASPAR selection (pyjaspar, offline) as a MEME file"),
+    "regions": ("lrp.regions", "validate a BED of regions, or tile whole chromosomes, into a region table"),
+    "attribute": ("lrp.attribute", "explain one shard of regions with one method"),
+    "gather": ("lrp.attribute", "gather the shards of one method into one array file"),
+    "bigwig": ("lrp.tracks", "write the projected relevance of one method as a bigWig"),
+    "call-motifs": ("lrp.calls", "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed"),
+    "motifs": ("lrp.motifs", "aggregate seqlets into motifs, write MEME and their database matches"),
+    "logos": ("lrp.logos", "draw motif, site and example-window logos"),
+    "evaluate": ("lrp.evaluate", "score the relevance and motif calls against the known sites"),
+    "report": ("lrp.report", "write the self-contained HTML report"),
+    "hub": ("lrp.hub", "write a UCSC track hub and an IGV session for the tracks"),
+}
+
+log = logging.getLogger("plrp")
+
+
+def _load(name):
+    module = importlib.import_module(COMMANDS[name][0])
+    stem = name.replace("-", "_")
+    return getattr(module, f"{stem}_arguments"), getattr(module, f"{stem}_main")
+
+
+def build_parser(command=None):
+    """The top-level parser; with ``command`` given, that command's full options are added."""
+    parser = argparse.ArgumentParser(prog="plrp", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+        p.add_argument("--log", help="also write the log to this file")
+        if name == command:
+            arguments, main = _load(name)
+            arguments(p)
+            p.set_defaults(func=main)
+    return parser
+
+
+def _command_of(argv):
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if getattr(args, "log", None):
+        handlers.append(logging.FileHandler(args.log))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers)
+    try:
+        args.func(args)
+    except (PlrpError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        if args.debug:
+            traceback.print_exc()
+        # The log file keeps the traceback; the terminal gets one line.
+        for handler in handlers[1:]:
+            handler.stream.write(traceback.format_exc())
+        msg = str(err) if isinstance(err, PlrpError) else f"{err.filename}: {err.strerror}"
+        print(f"plrp {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
