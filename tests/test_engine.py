@@ -1,0 +1,250 @@
+"""The PLRP engine: LRP rules against captum and gradient x input, conservation, pruning, graphs, targets."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrp import explain
+from lrp.errors import PlrpError
+from lrp.prune import prune_lambda, pruning_mask
+from models import BPNetLike, one_hot, randomize_batchnorm, sequential_cnn
+
+EPS_ALL = {"first": "epsilon", "conv": "epsilon", "linear": "epsilon", "eps": 1e-9}
+
+
+def gini(r):
+    """Gini index of |r| per row; r: (N, L)."""
+    v = np.sort(np.abs(np.asarray(r)), axis=1)
+    n = v.shape[1]
+    idx = np.arange(1, n + 1)
+    return ((2 * idx - n - 1) * v).sum(1) / (n * v.sum(1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_epsilon_lrp_equals_captum(seed):
+    from captum.attr import LRP
+    from captum.attr._utils.lrp_rules import EpsilonRule
+
+    model = sequential_cnn(length=50, seed=seed)
+    x = one_hot(6, 50, seed=seed)
+    ours = explain(model, x, method="lrp", target=2, rules=EPS_ALL).relevance
+    oracle = copy.deepcopy(model)
+    for layer in oracle.modules():
+        if isinstance(layer, (nn.Conv1d, nn.Linear, nn.AvgPool1d)):
+            layer.rule = EpsilonRule(epsilon=1e-9)
+    theirs = LRP(oracle).attribute(x.clone(), target=2)
+    assert ours.abs().max() > 1e-3
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_epsilon_everywhere_on_bias_free_relu_net_is_gradient_x_input():
+    model = BPNetLike(bias=False, batchnorm=False).eval()
+    x = one_hot(4, 80)
+    target = {"output": "counts", "index": 1}
+    lrp = explain(model, x, method="lrp", target=target, rules={**EPS_ALL, "eps": 1e-12})
+    gxi = explain(model, x, method="gradient-x-input", target=target)
+    torch.testing.assert_close(lrp.relevance, gxi.relevance, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(lrp.target, gxi.target)
+
+
+@pytest.mark.parametrize("rule", ["epsilon", "zplus", "gamma"])
+@pytest.mark.parametrize("method", ["lrp", "plrp-lambda"])
+def test_conservation_on_bias_free_models(rule, method):
+    model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
+    x = one_hot(5, 80, seed=3)
+    target = {"output": "counts", "index": 0}
+    rules = {"first": "epsilon", "conv": rule, "linear": rule, "eps": 1e-9}
+    out = explain(model, x, method=method, target=target, rules=rules, p_pos=0.3)
+    torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
+
+
+def test_plrp_m_conserves_within_eps():
+    model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
+    x = one_hot(5, 80, seed=4)
+    out = explain(model, x, method="plrp-m", target={"output": "counts", "index": 0}, p_pos=0.3)
+    # mass is lost only where every contributor of an upper neuron was pruned (its denominator is 0)
+    torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-3, rtol=2e-2)
+
+
+def test_plrp_lambda_conserves_each_sign_at_every_pruned_layer():
+    r = torch.randn(7, 3, 50)
+    r[2] = r[2].abs()  # all positive
+    r[3] = -r[3].abs()  # all negative
+    mask = pruning_mask(r, 0.4, 0.2)
+    pruned = prune_lambda(r, mask)
+    assert bool((pruned[mask] == 0).all()) and bool(mask.any())
+    for sign in (1, -1):
+        before = (r * sign).clamp(min=0).sum((1, 2))
+        after = (pruned * sign).clamp(min=0).sum((1, 2))
+        torch.testing.assert_close(after, before)
+    # the kept entries keep their sign and order
+    assert bool((torch.sign(pruned[~mask]) == torch.sign(r[~mask])).all())
+
+
+def test_pruning_set_follows_the_mass_quantile_definition():
+    # positive entries sorted: 1, 2, 3, 4 (total 10). p = 0.3 -> cumulative 1, 3 <= 3: prune {1, 2}
+    r = torch.tensor([[4.0, 1.0, 3.0, 2.0, -5.0, -1.0, 0.0]])
+    mask = pruning_mask(r, 0.3, 0.0)
+    assert mask.tolist() == [[False, True, False, True, False, False, False]]
+    # negative masses 1, 5 (total 6); p- = 0.2 -> 1 <= 1.2: prune the -1 only
+    assert pruning_mask(r, 0.0, 0.2).tolist() == [[False] * 5 + [True, False]]
+    # ties: 1, 1, 1, 1 with p = 0.5 -> the first two by position (stable sort)
+    assert pruning_mask(torch.ones(1, 4), 0.5, 0.0).tolist() == [[True, True, False, False]]
+    # all negative with p+ only: nothing pruned; zeros are never pruned
+    assert not pruning_mask(-torch.ones(1, 4), 0.9, 0.0).any()
+    assert not pruning_mask(torch.zeros(1, 4), 0.9, 0.9).any()
+    # a single entry is never pruned for p < 1 (its cumulative mass is the whole)
+    assert not pruning_mask(torch.tensor([[2.5]]), 0.99, 0.99).any()
+    # p = 0 prunes nothing
+    assert not pruning_mask(torch.randn(3, 20), 0.0, 0.0).any()
+
+
+def test_p_zero_reproduces_lrp():
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(4, 80, seed=5)
+    target = {"output": "counts", "index": 1}
+    lrp = explain(model, x, method="lrp", target=target).relevance
+    for method in ("plrp-lambda", "plrp-m"):
+        same = explain(model, x, method=method, target=target, p_pos=0.0, p_neg=0.0).relevance
+        torch.testing.assert_close(same, lrp, atol=1e-6, rtol=0)
+
+
+def test_sparsity_rises_with_p_and_inputs_prune_different_neurons():
+    model = randomize_batchnorm(BPNetLike(filters=24, n_layers=4))
+    x = one_hot(16, 200, seed=6)
+    target = {"output": "counts", "index": 0}
+    ginis = []
+    for p in (0.0, 0.2, 0.5, 0.8):
+        out = explain(model, x, method="plrp-lambda", target=target, p_pos=p, return_layers=True)
+        ginis.append(gini(out.relevance.sum(1)).mean())
+    assert ginis == sorted(ginis) and ginis[-1] > ginis[0] + 0.05, ginis
+    hidden = out.layers["rconvs.3"]
+    zero = (hidden == 0).flatten(1)
+    assert zero.any() and not bool((zero[0] == zero[1]).all())
+
+
+def test_bpnet_like_profile_and_counts_heads():
+    model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
+    x = one_hot(3, 100, seed=7)
+    prof = explain(model, x, method="plrp-lambda", target={"output": "profile", "reduction": "profile"})
+    logits = model(x)["profile"]
+    expected = (torch.softmax(logits, -1) * logits).sum(-1)
+    torch.testing.assert_close(prof.target, expected.detach())
+    torch.testing.assert_close(prof.relevance.sum((1, 2)), prof.target, atol=1e-4, rtol=1e-4)
+    counts = explain(model, x, method="lrp", target={"output": 1, "index": 1})
+    torch.testing.assert_close(counts.target, model(x)["counts"][:, 1].detach())
+
+
+def test_absent_bases_get_zero_and_hypothetical_factors_relevance():
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(3, 80, seed=8)
+    x[:, :, 10:15] = 0  # N
+    for method in ("lrp", "plrp-lambda", "plrp-m", "gradient-x-input"):
+        out = explain(model, x, method=method, target={"output": "counts", "index": 0})
+        assert float((out.relevance * (1 - x)).abs().max()) == 0.0
+        torch.testing.assert_close(out.relevance, x * out.hypothetical)
+        assert float(out.hypothetical[:, :, 20:30].abs().sum()) > 0  # defined for absent bases too
+
+
+def test_exported_program_explains_like_the_module(tmp_path):
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(5, 80, seed=9)
+    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    loaded = torch.export.load(tmp_path / "m.pt2")
+    target = {"output": "counts", "index": 0}
+    for method in ("lrp", "plrp-lambda", "gradient-x-input"):
+        a = explain(model, x, method=method, target=target).relevance
+        b = explain(loaded, x, method=method, target=target, batch_size=2).relevance
+        torch.testing.assert_close(a, b)
+
+
+def test_static_batch_program_is_padded():
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(5, 80, seed=10)
+    ep = torch.export.export(model, (x[:4],))  # batch fixed at 4
+    target = {"output": "counts", "index": 0}
+    a = explain(model, x, method="lrp", target=target).relevance
+    b = explain(ep, x, method="lrp", target=target).relevance
+    torch.testing.assert_close(a, b)
+
+
+def test_users_model_is_not_changed():
+    model = randomize_batchnorm(BPNetLike())
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    explain(model, one_hot(2, 80), method="plrp-m", target={"output": "counts", "index": 0})
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+class Gated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return (h * torch.sigmoid(h)).sum((1, 2))[:, None]
+
+
+class Sorted(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.sort(self.conv(x), dim=-1).values[:, :, -1]
+
+
+def test_unsupported_ops_raise_an_error_naming_them():
+    x = one_hot(2, 20)
+    with pytest.raises(PlrpError, match="multiplies two signals"):
+        explain(Gated().eval(), x, method="lrp", target=0)
+    with pytest.raises(PlrpError, match="aten.sort"):
+        explain(Sorted().eval(), x, method="lrp", target=0)
+
+
+def test_target_errors_are_clear():
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(2, 80)
+    with pytest.raises(PlrpError, match="2 outputs"):
+        explain(model, x, method="lrp")
+    with pytest.raises(PlrpError, match="out of range"):
+        explain(model, x, method="lrp", target={"output": "counts", "index": 5})
+    with pytest.raises(PlrpError, match="unknown method"):
+        explain(model, x, method="saliency")
+    with pytest.raises(PlrpError, match=r"outside \[0, 1\)"):
+        explain(model, x, method="plrp-lambda", p_pos=1.0, target={"output": "counts", "index": 0})
+
+
+def test_per_layer_overrides_and_first_layer_unpruned():
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(4, 80, seed=11)
+    target = {"output": "counts", "index": 0}
+    out = explain(model, x, method="plrp-lambda", target=target, p_pos=0.0, p_neg=0.0,
+                  p_layers={"rconvs.2": 0.6}, return_layers=True)
+    ref = explain(model, x, method="lrp", target=target, return_layers=True)
+    assert "iconv" in out.layers  # the first layer's input relevance: never pruned directly
+    assert float((out.layers["rconvs.2"] == 0).float().mean()) > float(
+        (ref.layers["rconvs.2"] == 0).float().mean()
+    )
+    torch.testing.assert_close(out.layers["rconvs.3"], ref.layers["rconvs.3"])
+
+
+def test_deeplift_shap_through_tangermeme():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(4, 8, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30, 2))
+    model.eval()
+    x = one_hot(3, 30, seed=12)
+    out = explain(model, x, method="deeplift-shap", target=1, n_shuffles=5, seed=1)
+    assert out.relevance.shape == (3, 4, 30)
+    torch.testing.assert_close(out.relevance, x * out.hypothetical)
+    # DeepLIFT's summation-to-delta: relevance sums to f(x) - mean f(reference) — same sign structure
+    gxi = explain(model, x, method="gradient-x-input", target=1)
+    assert float(F.cosine_similarity(out.relevance.flatten(1), gxi.relevance.flatten(1)).mean()) > 0.5
