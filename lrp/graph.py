@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import fx
 
 from lrp.errors import PlrpError
-from lrp.prune import prune_lambda, pruning_mask
+from lrp.prune import prune_lambda, prune_plan
 from lrp.rules import linear_rule_factor, stabilize
 
 aten = torch.ops.aten
@@ -450,6 +450,13 @@ def propagate(plan, env, n, r, override=None):
         _, grads = _vjp(n, env, acts, rs)
         return {a: (g, None) for a, g in zip(acts, grads)}
     # parameter-free linear ops and standalone BatchNorm: the epsilon rule
+    if op is aten.add and not n.kwargs and len(acts) == 2 and all(
+        env[a].shape == env[n].shape for a in acts
+    ):  # a residual sum, the common case: no autograd needed
+        vals = [override.get(a, env[a]) for a in acts]
+        out = vals[0] + vals[1] if override else env[n]
+        s = r / stabilize(out, plan.eps)
+        return {a: (v * s, s) for a, v in zip(acts, vals)}
     if override:
         local = dict(env)
         local.update(override)
@@ -493,9 +500,9 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
             continue
         layer = pruned_at.get(n)
         if layer is not None and method != "lrp" and (layer.p_pos > 0 or layer.p_neg > 0):
-            mask = pruning_mask(r, layer.p_pos, layer.p_neg)
+            mask, lam_pos, lam_neg = prune_plan(r, layer.p_pos, layer.p_neg)
             if method == "plrp-lambda":
-                r = prune_lambda(r, mask)
+                r = prune_lambda(r, mask, lam_pos, lam_neg)
             else:  # plrp-m: linear layers recompute what they send with the pruned neurons removed
                 kept = {n: env[n] * ~mask}
                 r = sum(

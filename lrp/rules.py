@@ -85,8 +85,8 @@ def composite(spec=None):
 
 
 def stabilize(z, eps):
-    """``z + eps * sign(z)`` with ``sign(0) = 1``: the denominator of the epsilon rule."""
-    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    """``z + eps * sign(z)`` with ``sign(+0) = 1``: the denominator of the epsilon rule."""
+    return z + torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z)
 
 
 def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None):
@@ -104,7 +104,7 @@ def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None):
         return vjp(relevance / stabilize(apply(a, w, b), rule.eps), w)
     # z-plus
     w_pos = weight.clamp(min=0)
-    if bool((a >= 0).all()):
+    if float(a.min()) >= 0:
         s = relevance / stabilize(apply(a, w_pos, None), rule.eps)
         return vjp(s, w_pos)
     w_neg = weight.clamp(max=0)

@@ -248,3 +248,16 @@ def test_deeplift_shap_through_tangermeme():
     # DeepLIFT's summation-to-delta: relevance sums to f(x) - mean f(reference) — same sign structure
     gxi = explain(model, x, method="gradient-x-input", target=1)
     assert float(F.cosine_similarity(out.relevance.flatten(1), gxi.relevance.flatten(1)).mean()) > 0.5
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
+def test_sample_select_equals_the_full_sort(p):
+    from lrp.prune import _prefix_mask_select, _prefix_mask_sorted
+
+    g = torch.Generator().manual_seed(int(p * 100))
+    v = torch.randn(8, 40000, generator=g).abs() ** 3 * (torch.rand(8, 40000, generator=g) > 0.4)
+    v[3] = (torch.rand(40000, generator=g) * 5).round()  # heavy ties: the fallback path
+    fast, fast_mass = _prefix_mask_select(v, p)
+    full, full_mass = _prefix_mask_sorted(v, p)
+    assert torch.equal(fast & (v > 0), full)
+    torch.testing.assert_close(fast_mass, full_mass)
