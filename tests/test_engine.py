@@ -70,11 +70,19 @@ def test_conservation_on_bias_free_models(rule, method):
 
 
 def test_plrp_m_conserves_within_eps():
-    model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
-    x = one_hot(5, 80, seed=4)
-    out = explain(model, x, method="plrp-m", target={"output": "counts", "index": 0}, p_pos=0.3)
-    # mass is lost only where every contributor of an upper neuron was pruned (its denominator is 0)
-    torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-3, rtol=2e-2)
+    # PLRP-M sends each upper neuron's relevance to its kept contributors, so a layer conserves as long as
+    # every upper neuron keeps one: true of dense layers (a conv neuron whose whole receptive field was
+    # pruned loses its relevance, which the README states).
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(4 * 30, 32, bias=False), nn.ReLU(), nn.Linear(32, 32, bias=False),
+        nn.ReLU(), nn.Linear(32, 2, bias=False),
+    ).eval()
+    x = one_hot(6, 30, seed=4)
+    for rule in ("epsilon", "zplus"):
+        out = explain(model, x, method="plrp-m", target=0, p_pos=0.3, rules={"linear": rule})
+        ref = explain(model, x, method="lrp", target=0, rules={"linear": rule})
+        torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(out.relevance, ref.relevance)
 
 
 def test_plrp_lambda_conserves_each_sign_at_every_pruned_layer():

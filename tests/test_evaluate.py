@@ -1,0 +1,162 @@
+"""Evaluate end to end on a tiny synthetic setup: two methods, calls, a real exported model, comparison."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_calls import build_setup
+
+from lrp import evaluate as E
+from lrp.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    s = build_setup(root, noise=0.3)
+    # A linear model that reads the bases where relevance was planted (exported like a real model).
+    z = np.load(s["relevance"]["plrp_p0.5"])
+    L = z["ohe"].shape[2]
+    weight = np.zeros((4, L), np.float32)
+    weight[:] = (z["relevance"].mean(0) > 0.05) * 1.0
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * L, 1, bias=False))
+    model[1].weight.data = torch.as_tensor(weight.reshape(1, -1))
+    batch = torch.export.Dim("batch")
+    ep = torch.export.export(model.eval(), (torch.zeros(2, 4, L),), dynamic_shapes=({0: batch},))
+    model_path = root / "model.pt2"
+    torch.export.save(ep, str(model_path))
+    out = {}
+    for method in ("lrp", "plrp_p0.5"):
+        d = root / method
+        calls = d / "calls.tsv"
+        assert (
+            main(
+                [
+                    "call-motifs",
+                    "--relevance",
+                    str(s["relevance"][method]),
+                    "--regions",
+                    str(s["regions"]),
+                    "--motif-db",
+                    str(s["db"]),
+                    "--fasta",
+                    str(s["fasta"]),
+                    "--out-bed",
+                    str(d / "calls.bed"),
+                    "--out-tsv",
+                    str(calls),
+                    "--threshold",
+                    "0.001",
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--relevance",
+                    str(s["relevance"][method]),
+                    "--regions",
+                    str(s["regions"]),
+                    "--known-sites",
+                    str(s["known"]),
+                    "--calls",
+                    str(calls),
+                    "--method",
+                    method,
+                    "--model",
+                    str(model_path),
+                    "--target",
+                    '{"index": 0}',
+                    "--faith-steps",
+                    "5",
+                    "--faith-max-windows",
+                    "20",
+                    "--out-json",
+                    str(d / "metrics.json"),
+                    "--out-tsv",
+                    str(d / "metrics.tsv"),
+                ]
+            )
+            == 0
+        )
+        out[method] = d
+    comp = root / "compare"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--compare",
+                str(out["lrp"] / "metrics.json"),
+                str(out["plrp_p0.5"] / "metrics.json"),
+                "--out-json",
+                str(comp / "comparison.json"),
+                "--out-tsv",
+                str(comp / "comparison.tsv"),
+                "--plots-dir",
+                str(comp / "plots"),
+            ]
+        )
+        == 0
+    )
+    out["compare"] = comp
+    return s, out
+
+
+def test_method_metrics(run):
+    _s, out = run
+    lrp = json.loads((out["lrp"] / "metrics.json").read_text())
+    plrp = json.loads((out["plrp_p0.5"] / "metrics.json").read_text())
+    assert lrp["p_pos"] == 0.0 and plrp["p_pos"] == 0.5 and plrp["family"] == "plrp"
+    a, b = lrp["scalars"], plrp["scalars"]
+    # The sparse method: sparser, all positive relevance on the sites, perfect ranking.
+    assert b["gini"] > a["gini"]
+    assert b["rma"] == pytest.approx(1.0) and a["rma"] < 1.0
+    assert b["auprc"] == pytest.approx(1.0) and a["auprc"] < b["auprc"]
+    assert b["precision"] == pytest.approx(1.0) and b["recall"] == pytest.approx(1.0)
+    assert a["precision"] < b["precision"]
+    assert set(plrp["per_tf"]) == {"CTCF", "REST", "TP53"}
+    assert plrp["layer_gini"]["names"] == ["conv1", "conv2", "fc"]
+    assert plrp["layer_gini"]["mean"] == pytest.approx([0.8] * 3)
+    # Faithfulness with the real exported model: deleting the planted sites first beats random.
+    fa = plrp["faithfulness"]
+    assert b["aopc_gain"] > 0 and fa["n_windows"] == 20
+    tsv = pd.read_csv(out["lrp"] / "metrics.tsv", sep="\t")
+    assert len(tsv) == 1 and tsv["method"][0] == "lrp"
+
+
+def test_comparison(run):
+    _s, out = run
+    table = pd.read_csv(out["compare"] / "comparison.tsv", sep="\t")
+    assert table["method"].tolist() == ["lrp", "plrp_p0.5"]
+    assert table["p"].tolist() == [0.0, 0.5]
+    doc = json.loads((out["compare"] / "comparison.json").read_text())
+    assert doc["methods"] == ["lrp", "plrp_p0.5"] and "CTCF" in doc["per_tf"]["plrp_p0.5"]
+    import matplotlib.image as mpimg
+
+    for stem in E.PLOTS:
+        img = mpimg.imread(out["compare"] / "plots" / f"{stem}.png")
+        assert (img[..., :3].min(-1) < 0.5).mean() > 0.002
+        assert "<svg" in (out["compare"] / "plots" / f"{stem}.svg").read_text()
+
+
+def test_downsample_pr():
+    levels, prec = E.downsample_pr(np.array([1.0, 0.5, 0.6]), np.array([0.2, 0.5, 1.0]), n=3)
+    assert levels == [0.0, 0.5, 1.0] and prec == [1.0, 0.6, 0.6]
+
+
+def test_family_and_p_from_name():
+    assert E._family("plrp-lambda_p0.25") == "plrp-lambda"
+    assert E._p_from_name("plrp-lambda_p0.25") == 0.25
+    assert E._p_from_name("lrp") is None
+
+
+def test_missing_inputs_one_line(tmp_path, capsys):
+    rc = main(
+        ["evaluate", "--out-json", str(tmp_path / "m.json"), "--out-tsv", str(tmp_path / "m.tsv")]
+    )
+    assert rc == 1
+    assert "Fix:" in capsys.readouterr().err

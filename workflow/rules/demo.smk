@@ -1,0 +1,83 @@
+# The embedded demo: a simulated genome with planted JASPAR motifs, a small CNN trained on it, and the
+# motif database the calls are annotated with.
+
+
+rule simulate:
+    output:
+        fasta=f"{DEMO_DIR}/genome.fa",
+        sites=f"{DEMO_DIR}/known_sites.bed",
+        motifs=f"{DEMO_DIR}/planted_motifs.meme",
+        summary=f"{DEMO_DIR}/simulation.json",
+    log:
+        "logs/demo/simulate.log",
+    benchmark:
+        "logs/benchmarks/demo/simulate.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        options=SIMULATE_FLAGS,
+        seed=config["seed"],
+        out_dir=DEMO_DIR,
+    shell:
+        "plrp simulate --out-dir {params.out_dir} --seed {params.seed} {params.options}"
+        " --log {log} 2>>{log}"
+
+
+rule train:
+    input:
+        fasta=rules.simulate.output.fasta,
+        sites=rules.simulate.output.sites,
+    output:
+        program=f"{DEMO_DIR}/model.pt2",
+        state=f"{DEMO_DIR}/model_state.pt",
+        meta=f"{DEMO_DIR}/model.json",
+        summary=report(
+            f"{DEMO_DIR}/training.json",
+            caption="../report/training.rst",
+            category="Demo",
+            labels={"file": "training.json"},
+        ),
+    log:
+        "logs/demo/train.log",
+    benchmark:
+        "logs/benchmarks/demo/train.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        options=TRAIN_FLAGS,
+        seed=config["seed"],
+        out_dir=DEMO_DIR,
+    shell:
+        "plrp train --fasta {input.fasta} --sites {input.sites} --out-dir {params.out_dir}"
+        " --seed {params.seed} --threads {threads} {params.options} --log {log} 2>>{log}"
+
+
+rule jaspar_meme:
+    output:
+        "resources/motif_database.meme",
+    log:
+        "logs/resources/jaspar_meme.log",
+    benchmark:
+        "logs/benchmarks/resources/jaspar_meme.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        release=JASPAR["release"],
+        collection=JASPAR["collection"],
+        tax_group=JASPAR["tax_group"],
+        names=f"--names {JASPAR_NAMES}" if JASPAR_NAMES else "",
+    shell:
+        "plrp jaspar-meme --release {params.release} --collection {params.collection}"
+        " --tax-group {params.tax_group} {params.names} --out {output} --log {log} 2>>{log}"

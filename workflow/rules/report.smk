@@ -1,0 +1,65 @@
+# The self-contained HTML report and the genome-browser track hub of one genome and model.
+
+
+rule report:
+    input:
+        comparison="results/{genome}/{model}/comparison.tsv",
+        comparison_json="results/{genome}/{model}/comparison.json",
+        plots=expand(
+            "results/{{genome}}/{{model}}/plots/{plot}.png", plot=COMPARISON_PLOTS
+        ),
+        logos=pair_runs("logos/motifs.png"),
+        matches=pair_runs("motif_matches.tsv"),
+        tracks=pair_runs("relevance.bw"),
+        calls=pair_runs("calls.bb"),
+    output:
+        report(
+            "results/{genome}/{model}/report.html",
+            caption="../report/report.rst",
+            category="Report",
+            subcategory="{genome} / {model}",
+            labels={"file": "report.html"},
+        ),
+    log:
+        "logs/{genome}/{model}/report.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/report.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        logos=report_logos,
+        matches=named("results/{genome}/{model}/{method}/motif_matches.tsv"),
+        tracks=report_tracks,
+        title=lambda w: q(f"plrp: {w.model} on {w.genome}"),
+    shell:
+        "plrp report --comparison {input.comparison} --comparison-json {input.comparison_json}"
+        " --plots {input.plots} --logos {params.logos} --motif-table {params.matches}"
+        " --tracks {params.tracks} --title {params.title} --out {output} --log {log} 2>>{log}"
+
+
+rule hub:
+    input:
+        bigwigs=pair_runs("relevance.bw"),
+        bigbeds=pair_runs("calls.bb"),
+        fasta=genome_fasta,
+    output:
+        hub="results/{genome}/{model}/hub/hub.txt",
+    log:
+        "logs/{genome}/{model}/hub.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/hub.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        out_dir=subpath(output.hub, parent=True),
+    shell:
+        "plrp hub --bigwigs {input.bigwigs} --bigbeds {input.bigbeds} --fasta {input.fasta}"
+        " --out-dir {params.out_dir} --log {log} 2>>{log}"
