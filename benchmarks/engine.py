@@ -30,7 +30,8 @@ class BPNet(nn.Module):
         self.iconv = nn.Conv1d(4, filters, 21, padding=10)
         self.irelu = nn.ReLU()
         self.rconvs = nn.ModuleList(
-            nn.Conv1d(filters, filters, 3, padding=2 ** i, dilation=2 ** i) for i in range(1, n_layers + 1)
+            nn.Conv1d(filters, filters, 3, padding=2**i, dilation=2**i)
+            for i in range(1, n_layers + 1)
         )
         self.rrelus = nn.ModuleList(nn.ReLU() for _ in range(n_layers))
         self.fconv = nn.Conv1d(filters, 1, 75, padding=37)
@@ -70,8 +71,18 @@ def run_one(method, args):
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
-    print(json.dumps({"method": method, "seconds": sorted(times)[len(times) // 2], "times": times,
-                      "peak_rss_mib": peak / 1024, "rss_before_mib": rss0 / 1024, "gpu_peak_mib": gpu_peak}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "seconds": sorted(times)[len(times) // 2],
+                "times": times,
+                "peak_rss_mib": peak / 1024,
+                "rss_before_mib": rss0 / 1024,
+                "gpu_peak_mib": gpu_peak,
+            }
+        )
+    )
 
 
 def main():
@@ -92,26 +103,37 @@ def main():
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "--one", method] + [
-            f"--{k}={getattr(args, k)}" for k in ("batch", "length", "filters", "layers", "repeats",
-                                                  "threads", "device")]
+            f"--{k}={getattr(args, k)}"
+            for k in ("batch", "length", "filters", "layers", "repeats", "threads", "device")
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     base = next(r["seconds"] for r in rows if r["method"] == "gradient-x-input")
     dls = next((r["seconds"] for r in rows if r["method"] == "deeplift-shap"), None)
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
-    print(f"BPNet {args.filters} filters, {args.layers} dilated residual layers, {args.length} bp, batch "
-          f"{args.batch}, {args.threads} threads, device {args.device} ({device or platform.machine()})")
-    print(f"{'method':18s} {'s/batch':>8s} {'seq/s':>8s} {'x grad*in':>10s} {'DLS / this':>10s} "
-          f"{'peak RSS MiB':>13s}")
+    device = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    )
+    print(
+        f"BPNet {args.filters} filters, {args.layers} dilated residual layers, {args.length} bp, batch "
+        f"{args.batch}, {args.threads} threads, device {args.device} ({device or platform.machine()})"
+    )
+    print(
+        f"{'method':18s} {'s/batch':>8s} {'seq/s':>8s} {'x grad*in':>10s} {'DLS / this':>10s} "
+        f"{'peak RSS MiB':>13s}"
+    )
     for r in rows:
         r["seqs_per_s"] = args.batch / r["seconds"]
         r["ratio_to_gradient_x_input"] = r["seconds"] / base
         r["deeplift_shap_over_this"] = dls / r["seconds"] if dls else None
-        print(f"{r['method']:18s} {r['seconds']:8.3f} {r['seqs_per_s']:8.1f} "
-              f"{r['ratio_to_gradient_x_input']:10.2f} {r['deeplift_shap_over_this'] or 0:10.1f} "
-              f"{r['peak_rss_mib']:13.0f}")
+        print(
+            f"{r['method']:18s} {r['seconds']:8.3f} {r['seqs_per_s']:8.1f} "
+            f"{r['ratio_to_gradient_x_input']:10.2f} {r['deeplift_shap_over_this'] or 0:10.1f} "
+            f"{r['peak_rss_mib']:13.0f}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"config": vars(args), "device": device, "rows": rows}, indent=2))
+    Path(args.out).write_text(
+        json.dumps({"config": vars(args), "device": device, "rows": rows}, indent=2)
+    )
     print(f"wrote {args.out}")
 
 

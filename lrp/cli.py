@@ -14,15 +14,27 @@ import traceback
 from lrp.errors import PlrpError
 
 COMMANDS = {
-    "simulate": ("lrp.simulate", "simulate the demo genome with JASPAR motifs planted at known sites"),
+    "simulate": (
+        "lrp.simulate",
+        "simulate the demo genome with JASPAR motifs planted at known sites",
+    ),
     "train": ("lrp.train", "train the demo CNN and save it as a .pt2 program and a state dict"),
     "jaspar-meme": ("lrp.jaspar", "write a JASPAR selection (pyjaspar, offline) as a MEME file"),
-    "regions": ("lrp.regions", "validate a BED of regions, or tile whole chromosomes, into a region table"),
+    "regions": (
+        "lrp.regions",
+        "validate a BED of regions, or tile whole chromosomes, into a region table",
+    ),
     "attribute": ("lrp.attribute", "explain one shard of regions with one method"),
     "gather": ("lrp.attribute", "gather the shards of one method into one array file"),
     "bigwig": ("lrp.tracks", "write the projected relevance of one method as a bigWig"),
-    "call-motifs": ("lrp.calls", "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed"),
-    "motifs": ("lrp.motifs", "aggregate seqlets into motifs, write MEME and their database matches"),
+    "call-motifs": (
+        "lrp.calls",
+        "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
+    ),
+    "motifs": (
+        "lrp.motifs",
+        "aggregate seqlets into motifs, write MEME and their database matches",
+    ),
     "logos": ("lrp.logos", "draw motif, site and example-window logos"),
     "evaluate": ("lrp.evaluate", "score the relevance and motif calls against the known sites"),
     "report": ("lrp.report", "write the self-contained HTML report"),
@@ -68,7 +80,9 @@ def main(argv=None):
     handlers = [logging.StreamHandler(sys.stderr)]
     if getattr(args, "log", None):
         handlers.append(logging.FileHandler(args.log))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers
+    )
     try:
         args.func(args)
     except (PlrpError, FileNotFoundError, PermissionError, IsADirectoryError) as err:

@@ -32,15 +32,28 @@ def resolve_device(device="auto"):
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise PlrpError("device 'cuda' was asked for but CUDA is not available. Fix: set device: auto or cpu")
+        raise PlrpError(
+            "device 'cuda' was asked for but CUDA is not available. Fix: set device: auto or cpu"
+        )
     return torch.device(device)
 
 
 class Explainer:
     """A model prepared once for LRP/PLRP (graph, plan, device); call :meth:`explain` batch by batch."""
 
-    def __init__(self, model, length, channels=4, method="plrp-lambda", target=None, p_pos=None,
-                 p_neg=None, p_layers=None, rules=None, device="auto"):
+    def __init__(
+        self,
+        model,
+        length,
+        channels=4,
+        method="plrp-lambda",
+        target=None,
+        p_pos=None,
+        p_neg=None,
+        p_layers=None,
+        rules=None,
+        device="auto",
+    ):
         if method not in METHODS:
             raise PlrpError(f"unknown method {method!r}. Fix: choose one of {', '.join(METHODS)}")
         self.method, self.device = method, resolve_device(device)
@@ -62,14 +75,24 @@ class Explainer:
         n = x.shape[0]
         x = x.to(self.device, dtype=_dtype(self.program))
         if self.static_batch and n != self.static_batch:
-            pad = torch.zeros((self.static_batch - n,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+            pad = torch.zeros(
+                (self.static_batch - n,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device
+            )
             x = torch.cat([x, pad])
         if self.method in ("gradient-x-input", "deeplift-shap"):
             out = self._gradient(x) if self.method == "gradient-x-input" else self._deeplift(x)
         else:
             out = self._lrp(x, return_layers)
-        return Explanation({k: (v[:n].cpu() if torch.is_tensor(v) else
-                                {name: t[:n].cpu() for name, t in v.items()}) for k, v in out.items()})
+        return Explanation(
+            {
+                k: (
+                    v[:n].cpu()
+                    if torch.is_tensor(v)
+                    else {name: t[:n].cpu() for name, t in v.items()}
+                )
+                for k, v in out.items()
+            }
+        )
 
     @torch.no_grad()
     def _lrp(self, x, return_layers):
@@ -99,7 +122,11 @@ class Explainer:
             _check_finite(outputs[which])
             f = target_scalar(outputs[which], self.target)
             (g,) = torch.autograd.grad(f.sum(), leaf)
-        return {"relevance": (x * g).float(), "hypothetical": g.float(), "target": f.detach().float()}
+        return {
+            "relevance": (x * g).float(),
+            "hypothetical": g.float(),
+            "target": f.detach().float(),
+        }
 
     def _deeplift(self, x, n_shuffles=20, seed=0):
         from tangermeme.deep_lift_shap import deep_lift_shap
@@ -118,9 +145,18 @@ class Explainer:
         with torch.no_grad():
             outputs, names = _flatten_outputs(self.model.to(self.device).eval()(x))
             f = target_scalar(outputs[select_output(outputs, names, self.target)], self.target)
-        hyp = deep_lift_shap(wrapper, x, target=0, n_shuffles=self.n_shuffles, hypothetical=True,
-                             random_state=self.seed, device=str(self.device), batch_size=x.shape[0],
-                             verbose=False, warning_threshold=1e9)
+        hyp = deep_lift_shap(
+            wrapper,
+            x,
+            target=0,
+            n_shuffles=self.n_shuffles,
+            hypothetical=True,
+            random_state=self.seed,
+            device=str(self.device),
+            batch_size=x.shape[0],
+            verbose=False,
+            warning_threshold=1e9,
+        )
         hyp = hyp.to(x.device)
         return {"relevance": (hyp * x).float(), "hypothetical": hyp.float(), "target": f.float()}
 
@@ -136,7 +172,9 @@ class _TargetModule(torch.nn.Module):
 
     def forward(self, x):
         outputs, names = _flatten_outputs(self.model(x))
-        return target_scalar(outputs[select_output(outputs, names, self.target)], self.target)[:, None]
+        return target_scalar(outputs[select_output(outputs, names, self.target)], self.target)[
+            :, None
+        ]
 
 
 def _flatten_outputs(outputs):
@@ -149,7 +187,9 @@ def _flatten_outputs(outputs):
 
 def _check_finite(output):
     if not bool(torch.isfinite(output).all()):
-        raise PlrpError("the model's output holds NaN or inf. Fix: check the model's weights and input")
+        raise PlrpError(
+            "the model's output holds NaN or inf. Fix: check the model's weights and input"
+        )
 
 
 def _dtype(program):
@@ -184,9 +224,22 @@ def _p_layers(p_layers):
     return out
 
 
-def explain(model, x, method="plrp-lambda", target=None, p_pos=None, p_neg=None, p_layers=None,
-            rules=None, batch_size=64, device="auto", return_layers=False, n_shuffles=20, seed=0,
-            progress=False):
+def explain(
+    model,
+    x,
+    method="plrp-lambda",
+    target=None,
+    p_pos=None,
+    p_neg=None,
+    p_layers=None,
+    rules=None,
+    batch_size=64,
+    device="auto",
+    return_layers=False,
+    n_shuffles=20,
+    seed=0,
+    progress=False,
+):
     """Explain ``f_t(x)`` of ``model`` on one-hot sequences.
 
     model: an ``nn.Module`` (never changed; a copy in eval mode is traced) or a ``torch.export`` program.
@@ -201,8 +254,9 @@ def explain(model, x, method="plrp-lambda", target=None, p_pos=None, p_neg=None,
     x = torch.as_tensor(x)
     if x.dim() != 3:
         raise PlrpError(f"x must be (N, channels, length); got shape {tuple(x.shape)}")
-    explainer = Explainer(model, x.shape[2], x.shape[1], method, target, p_pos, p_neg, p_layers, rules,
-                          device)
+    explainer = Explainer(
+        model, x.shape[2], x.shape[1], method, target, p_pos, p_neg, p_layers, rules, device
+    )
     explainer.n_shuffles, explainer.seed = n_shuffles, seed
     return explain_batches(explainer, x, batch_size, return_layers, progress)
 
@@ -211,9 +265,10 @@ def explain_batches(explainer, x, batch_size=64, return_layers=False, progress=F
     """Run a prepared :class:`Explainer` over ``x`` (N, C, L) in batches; concatenate the results."""
     batch = explainer.static_batch or batch_size
     parts = []
-    for start in tqdm(range(0, x.shape[0], batch), disable=not progress, desc=explainer.method,
-                      unit="batch"):
-        parts.append(explainer.explain_batch(x[start:start + batch], return_layers))
+    for start in tqdm(
+        range(0, x.shape[0], batch), disable=not progress, desc=explainer.method, unit="batch"
+    ):
+        parts.append(explainer.explain_batch(x[start : start + batch], return_layers))
     out = Explanation()
     for key in parts[0]:
         if key == "layers":

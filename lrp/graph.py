@@ -32,26 +32,95 @@ aten = torch.ops.aten
 LAYER_OPS = {aten.conv1d, aten.convolution, aten.linear, aten.addmm, aten.mm, aten.matmul}
 BATCHNORM_OPS = {aten.batch_norm, aten._native_batch_norm_legit_no_training}
 PASS_OPS = {
-    aten.relu, aten.leaky_relu, aten.elu, aten.gelu, aten.softplus, aten.silu, aten.sigmoid, aten.tanh,
-    aten.hardtanh, aten.relu6, aten.celu, aten.selu, aten.mish, aten.hardswish, aten.hardsigmoid,
-    aten.prelu, aten.clone, aten.alias, aten.contiguous, aten._to_copy, aten.lift_fresh_copy, aten.dropout,
-    aten.feature_dropout, aten.alpha_dropout, aten.to,
+    aten.relu,
+    aten.leaky_relu,
+    aten.elu,
+    aten.gelu,
+    aten.softplus,
+    aten.silu,
+    aten.sigmoid,
+    aten.tanh,
+    aten.hardtanh,
+    aten.relu6,
+    aten.celu,
+    aten.selu,
+    aten.mish,
+    aten.hardswish,
+    aten.hardsigmoid,
+    aten.prelu,
+    aten.clone,
+    aten.alias,
+    aten.contiguous,
+    aten._to_copy,
+    aten.lift_fresh_copy,
+    aten.dropout,
+    aten.feature_dropout,
+    aten.alpha_dropout,
+    aten.to,
 }
 ROUTE_OPS = {
-    aten.view, aten.reshape, aten._unsafe_view, aten.flatten, aten.unflatten, aten.squeeze, aten.unsqueeze,
-    aten.permute, aten.transpose, aten.t, aten.slice, aten.select, aten.narrow, aten.cat, aten.stack,
-    aten.split, aten.split_with_sizes, aten.chunk, aten.unbind, aten.expand, aten.repeat, aten.max_pool1d,
-    aten.max_pool1d_with_indices, aten.adaptive_max_pool1d, aten.amax, aten.max, aten.constant_pad_nd,
-    aten.pad, aten.flip, aten.roll, aten.index_select, aten.view_copy, aten.squeeze_copy,
-    aten.unsqueeze_copy, aten.permute_copy, aten.slice_copy, aten.expand_copy,
+    aten.view,
+    aten.reshape,
+    aten._unsafe_view,
+    aten.flatten,
+    aten.unflatten,
+    aten.squeeze,
+    aten.unsqueeze,
+    aten.permute,
+    aten.transpose,
+    aten.t,
+    aten.slice,
+    aten.select,
+    aten.narrow,
+    aten.cat,
+    aten.stack,
+    aten.split,
+    aten.split_with_sizes,
+    aten.chunk,
+    aten.unbind,
+    aten.expand,
+    aten.repeat,
+    aten.max_pool1d,
+    aten.max_pool1d_with_indices,
+    aten.adaptive_max_pool1d,
+    aten.amax,
+    aten.max,
+    aten.constant_pad_nd,
+    aten.pad,
+    aten.flip,
+    aten.roll,
+    aten.index_select,
+    aten.view_copy,
+    aten.squeeze_copy,
+    aten.unsqueeze_copy,
+    aten.permute_copy,
+    aten.slice_copy,
+    aten.expand_copy,
 }
 LINEAR_OPS = {
-    aten.add, aten.sub, aten.rsub, aten.mul, aten.div, aten.neg, aten.mean, aten.sum, aten.avg_pool1d,
+    aten.add,
+    aten.sub,
+    aten.rsub,
+    aten.mul,
+    aten.div,
+    aten.neg,
+    aten.mean,
+    aten.sum,
+    aten.avg_pool1d,
     aten.adaptive_avg_pool1d,
 }
 # ops whose relevance path must keep the input's signal intact, for the hypothetical scores
-IDENTITY_OPS = {aten.clone, aten.alias, aten.contiguous, aten._to_copy, aten.lift_fresh_copy, aten.dropout,
-                aten.feature_dropout, aten.alpha_dropout, aten.to}
+IDENTITY_OPS = {
+    aten.clone,
+    aten.alias,
+    aten.contiguous,
+    aten._to_copy,
+    aten.lift_fresh_copy,
+    aten.dropout,
+    aten.feature_dropout,
+    aten.alpha_dropout,
+    aten.to,
+}
 
 
 def _packet(node):
@@ -103,7 +172,7 @@ class Plan:
 
     def to(self, device):
         """Move the constants and the layers' (merged) weights to ``device``; the program is not touched."""
-        move = lambda t: t.to(device) if torch.is_tensor(t) else t  # noqa: E731
+        move = lambda t: t.to(device) if torch.is_tensor(t) else t
         self.consts = {k: move(v) for k, v in self.consts.items()}
         for layer in self.layers.values():
             layer.weight, layer.bias = move(layer.weight), move(layer.bias)
@@ -174,11 +243,15 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
         if spec.kind.name == "USER_INPUT":
             continue
         name = spec.target
-        values[spec.arg.name] = program.state_dict[name] if name in program.state_dict else program.constants[name]
+        values[spec.arg.name] = (
+            program.state_dict[name] if name in program.state_dict else program.constants[name]
+        )
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     user = [n for n in placeholders if n.name not in values]
     if len(user) != 1:
-        raise PlrpError(f"the model takes {len(user)} inputs; plrp explains models of one sequence input")
+        raise PlrpError(
+            f"the model takes {len(user)} inputs; plrp explains models of one sequence input"
+        )
     x_node = user[0]
     consts = {n: values[n.name] for n in placeholders if n.name in values}
     get_attrs = [n for n in graph.nodes if n.op == "get_attr"]
@@ -186,7 +259,11 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
         consts[n] = getattr(program.graph_module, n.target)
 
     output_node = next(n for n in graph.nodes if n.op == "output")
-    outputs = list(output_node.args[0]) if isinstance(output_node.args[0], (tuple, list)) else [output_node.args[0]]
+    outputs = (
+        list(output_node.args[0])
+        if isinstance(output_node.args[0], (tuple, list))
+        else [output_node.args[0]]
+    )
     spec = program.call_spec.out_spec
     names = list(range(len(outputs)))
     if spec is not None and spec.type is dict:
@@ -194,7 +271,11 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
 
     activations = {x_node}
     for n in graph.nodes:
-        if n.op == "call_function" and _tensor_valued(n) and any(a in activations for a in _nodes_in((n.args, n.kwargs))):
+        if (
+            n.op == "call_function"
+            and _tensor_valued(n)
+            and any(a in activations for a in _nodes_in((n.args, n.kwargs)))
+        ):
             activations.add(n)
     live = set()
     stack = [o for o in outputs if isinstance(o, fx.Node)]
@@ -230,7 +311,9 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
                 )
         elif op in PASS_OPS:
             if op is aten.dropout and len(n.args) > 2 and n.args[2]:
-                raise PlrpError(f"dropout '{_layer_name(n)}' runs in training mode. Fix: export model.eval()")
+                raise PlrpError(
+                    f"dropout '{_layer_name(n)}' runs in training mode. Fix: export model.eval()"
+                )
         elif op in ROUTE_OPS or op in LINEAR_OPS:
             if op in (aten.mul, aten.div):
                 acts = [a for a in _nodes_in(n.args) if a in activations]
@@ -285,8 +368,10 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
         if n in live and n not in p.layers and n not in p.absorbed:
             op = _packet(n)
             ins = [a for a in _nodes_in((n.args, n.kwargs)) if a in activations]
-            if (op in IDENTITY_OPS or op in ROUTE_OPS or op is operator.getitem) and ins and all(
-                a in p.input_path for a in ins
+            if (
+                (op in IDENTITY_OPS or op in ROUTE_OPS or op is operator.getitem)
+                and ins
+                and all(a in p.input_path for a in ins)
             ):
                 p.input_path.add(n)
     return p
@@ -311,23 +396,58 @@ def _make_layer(n, op, consts):
         kw = n.kwargs
         stride, padding = kw.get("stride", stride), kw.get("padding", padding)
         dilation, groups = kw.get("dilation", dilation), kw.get("groups", groups)
-        return Layer(n, n, name, "conv", False, args[0], const(args[1], "weight"), const(args[2], "bias"),
-                     (stride, padding, dilation, groups))
+        return Layer(
+            n,
+            n,
+            name,
+            "conv",
+            False,
+            args[0],
+            const(args[1], "weight"),
+            const(args[2], "bias"),
+            (stride, padding, dilation, groups),
+        )
     if op is aten.convolution:
         if args[6]:
-            raise PlrpError(f"layer '{name}' is a transposed convolution, which plrp does not explain")
+            raise PlrpError(
+                f"layer '{name}' is a transposed convolution, which plrp does not explain"
+            )
         weight = const(args[1], "weight")
         if weight.dim() != 3:
-            raise PlrpError(f"layer '{name}' is a {weight.dim() - 2}-d convolution; plrp explains Conv1d")
-        return Layer(n, n, name, "conv", False, args[0], weight, const(args[2], "bias"),
-                     (args[3], args[4], args[5], args[8]))
+            raise PlrpError(
+                f"layer '{name}' is a {weight.dim() - 2}-d convolution; plrp explains Conv1d"
+            )
+        return Layer(
+            n,
+            n,
+            name,
+            "conv",
+            False,
+            args[0],
+            weight,
+            const(args[2], "bias"),
+            (args[3], args[4], args[5], args[8]),
+        )
     if op is aten.linear:
-        return Layer(n, n, name, "linear", False, args[0], const(args[1], "weight"), const(args[2], "bias"))
+        return Layer(
+            n, n, name, "linear", False, args[0], const(args[1], "weight"), const(args[2], "bias")
+        )
     if op is aten.addmm:
-        return Layer(n, n, name, "linear", False, args[1], const(args[2], "weight").t(), const(args[0], "bias"))
+        return Layer(
+            n,
+            n,
+            name,
+            "linear",
+            False,
+            args[1],
+            const(args[2], "weight").t(),
+            const(args[0], "bias"),
+        )
     weight = const(args[1], "weight")
     if weight.dim() != 2:
-        raise PlrpError(f"layer '{name}' ({n.target}) multiplies by a {weight.dim()}-d tensor; not supported")
+        raise PlrpError(
+            f"layer '{name}' ({n.target}) multiplies by a {weight.dim()}-d tensor; not supported"
+        )
     return Layer(n, n, name, "linear", False, args[0], weight.t(), None)
 
 
@@ -399,11 +519,13 @@ def _layer_factor(layer, a, relevance, z):
     if layer.kind == "conv":
         apply, vjp = _conv_apply(layer.conv_args), _conv_vjp(a, layer.conv_args)
     else:
+
         def apply(a_, w, b):
             return F.linear(a_, w, b)
 
         def vjp(s, w):
             return s @ w
+
     factor = linear_rule_factor(layer.rule, a, relevance, layer.weight, layer.bias, apply, vjp, z)
     return factor, apply, vjp
 
@@ -420,9 +542,14 @@ def _vjp(node, env, inputs, grads_out, override=None):
     with torch.enable_grad():
         out = node.target(*_resolve(node.args, local), **_resolve(node.kwargs, local))
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        pairs = [(o, g) for o, g in zip(outs, grads_out) if g is not None and isinstance(o, torch.Tensor)]
+        pairs = [
+            (o, g) for o, g in zip(outs, grads_out) if g is not None and isinstance(o, torch.Tensor)
+        ]
         grads = torch.autograd.grad(
-            [o for o, _ in pairs], [leaves[a] for a in inputs], [g for _, g in pairs], allow_unused=True
+            [o for o, _ in pairs],
+            [leaves[a] for a in inputs],
+            [g for _, g in pairs],
+            allow_unused=True,
         )
     return out, [torch.zeros_like(env[a]) if g is None else g for a, g in zip(inputs, grads)]
 
@@ -450,8 +577,11 @@ def propagate(plan, env, n, r, override=None):
         _, grads = _vjp(n, env, acts, rs)
         return {a: (g, None) for a, g in zip(acts, grads)}
     # parameter-free linear ops and standalone BatchNorm: the epsilon rule
-    if op is aten.add and not n.kwargs and len(acts) == 2 and all(
-        env[a].shape == env[n].shape for a in acts
+    if (
+        op is aten.add
+        and not n.kwargs
+        and len(acts) == 2
+        and all(env[a].shape == env[n].shape for a in acts)
     ):  # a residual sum, the common case: no autograd needed
         vals = [override.get(a, env[a]) for a in acts]
         out = vals[0] + vals[1] if override else env[n]
@@ -506,7 +636,8 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
             else:  # plrp-m: linear layers recompute what they send with the pruned neurons removed
                 kept = {n: env[n] * ~mask}
                 r = sum(
-                    propagate(plan, env, u, r_u, kept)[n][0] if u in plan.layers
+                    propagate(plan, env, u, r_u, kept)[n][0]
+                    if u in plan.layers
                     else prune_lambda(r_sent, mask)  # no weights to redistribute through: rescale
                     for u, r_u, r_sent in sent.pop(n)
                 )

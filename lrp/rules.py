@@ -105,8 +105,11 @@ def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None):
     # z-plus
     w_pos = weight.clamp(min=0)
     if float(a.min()) >= 0:
-        s = relevance / stabilize(apply(a, w_pos, None), rule.eps)
-        return vjp(s, w_pos)
+        z_pos = apply(a, w_pos, None)
+        z_pos.add_(
+            torch.copysign(torch.tensor(rule.eps, dtype=z_pos.dtype, device=z_pos.device), z_pos)
+        )
+        return vjp(torch.div(relevance, z_pos, out=z_pos), w_pos)
     w_neg = weight.clamp(max=0)
     a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
     s = relevance / stabilize(apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps)

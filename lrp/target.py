@@ -27,7 +27,9 @@ def normalize_target(target):
     target = dict(target)
     unknown = set(target) - {"output", "index", "reduction"}
     if unknown:
-        raise PlrpError(f"target: unknown key(s) {', '.join(sorted(unknown))}. Fix: use output, index, reduction")
+        raise PlrpError(
+            f"target: unknown key(s) {', '.join(sorted(unknown))}. Fix: use output, index, reduction"
+        )
     target.setdefault("output", None)
     target.setdefault("index", None)
     target.setdefault("reduction", "none")

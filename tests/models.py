@@ -34,8 +34,11 @@ class SmallCNN(nn.Module):
     def __init__(self, length=50, bias=True):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv1d(4, 8, 5, padding=2, bias=bias), nn.ReLU(),
-            nn.Conv1d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias), nn.ReLU(), nn.AvgPool1d(2),
+            nn.Conv1d(4, 8, 5, padding=2, bias=bias),
+            nn.ReLU(),
+            nn.Conv1d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias),
+            nn.ReLU(),
+            nn.AvgPool1d(2),
         )
         out_len = ((length + 2 - 2 * 2 - 1) // 2 + 1) // 2
         self.linear = nn.Linear(6 * out_len, 3, bias=bias)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from models import BPNetLike, one_hot, randomize_batchnorm, sequential_cnn
 from torch import nn
 
 from lrp import explain
 from lrp.errors import PlrpError
 from lrp.prune import prune_lambda, pruning_mask
-from models import BPNetLike, one_hot, randomize_batchnorm, sequential_cnn
+
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -74,8 +75,12 @@ def test_plrp_m_conserves_within_eps():
     # every upper neuron keeps one: true of dense layers (a conv neuron whose whole receptive field was
     # pruned loses its relevance, which the README states).
     model = nn.Sequential(
-        nn.Flatten(), nn.Linear(4 * 30, 32, bias=False), nn.ReLU(), nn.Linear(32, 32, bias=False),
-        nn.ReLU(), nn.Linear(32, 2, bias=False),
+        nn.Flatten(),
+        nn.Linear(4 * 30, 32, bias=False),
+        nn.ReLU(),
+        nn.Linear(32, 32, bias=False),
+        nn.ReLU(),
+        nn.Linear(32, 2, bias=False),
     ).eval()
     x = one_hot(6, 30, seed=4)
     for rule in ("epsilon", "zplus"):
@@ -146,7 +151,9 @@ def test_sparsity_rises_with_p_and_inputs_prune_different_neurons():
 def test_bpnet_like_profile_and_counts_heads():
     model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
     x = one_hot(3, 100, seed=7)
-    prof = explain(model, x, method="plrp-lambda", target={"output": "profile", "reduction": "profile"})
+    prof = explain(
+        model, x, method="plrp-lambda", target={"output": "profile", "reduction": "profile"}
+    )
     logits = model(x)["profile"]
     expected = (torch.softmax(logits, -1) * logits).sum(-1)
     torch.testing.assert_close(prof.target, expected.detach())
@@ -243,8 +250,16 @@ def test_per_layer_overrides_and_first_layer_unpruned():
     model = randomize_batchnorm(BPNetLike())
     x = one_hot(4, 80, seed=11)
     target = {"output": "counts", "index": 0}
-    out = explain(model, x, method="plrp-lambda", target=target, p_pos=0.0, p_neg=0.0,
-                  p_layers={"rconvs.2": 0.6}, return_layers=True)
+    out = explain(
+        model,
+        x,
+        method="plrp-lambda",
+        target=target,
+        p_pos=0.0,
+        p_neg=0.0,
+        p_layers={"rconvs.2": 0.6},
+        return_layers=True,
+    )
     ref = explain(model, x, method="lrp", target=target, return_layers=True)
     assert "iconv" in out.layers  # the first layer's input relevance: never pruned directly
     assert float((out.layers["rconvs.2"] == 0).float().mean()) > float(
@@ -255,7 +270,9 @@ def test_per_layer_overrides_and_first_layer_unpruned():
 
 def test_deeplift_shap_through_tangermeme():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv1d(4, 8, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30, 2))
+    model = nn.Sequential(
+        nn.Conv1d(4, 8, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30, 2)
+    )
     model.eval()
     x = one_hot(3, 30, seed=12)
     out = explain(model, x, method="deeplift-shap", target=1, n_shuffles=5, seed=1)
@@ -263,7 +280,9 @@ def test_deeplift_shap_through_tangermeme():
     torch.testing.assert_close(out.relevance, x * out.hypothetical)
     # DeepLIFT's summation-to-delta: relevance sums to f(x) - mean f(reference) — same sign structure
     gxi = explain(model, x, method="gradient-x-input", target=1)
-    assert float(F.cosine_similarity(out.relevance.flatten(1), gxi.relevance.flatten(1)).mean()) > 0.5
+    assert (
+        float(F.cosine_similarity(out.relevance.flatten(1), gxi.relevance.flatten(1)).mean()) > 0.5
+    )
 
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
