@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local
 
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null \
+		|| echo "chromium could not be installed: tests/test_igv_browser.py skips its browser test" >&2
 	$(BIN)/python -m pytest -q -n $(CORES) tests
 
 lint: $(STAMP)

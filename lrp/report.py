@@ -5,8 +5,10 @@ CLI::
     plrp report --comparison comparison.tsv [--comparison-json comparison.json] \\
         [--plots plots/*.png ...] [--logos NAME=logos/motifs.png ...] \\
         [--motif-table NAME=motif_matches.tsv ...] [--tracks tracks/*.bw calls.bb ...] \\
-        --out report.html [--title TEXT]
+        [--igv-fasta genome.fa --igv-bigwigs [NAME=]BW ... --igv-calls [NAME=]BB ... \\
+         --igv-known-sites sites.bed --igv-regions regions.bed] --out report.html [--title TEXT]
 
+With ``--igv-fasta`` the report holds a genome browser (igv.js, vendored, data embedded: see ``lrp.igv``).
 PNG images are inlined as base64 ``data:`` URIs, SVG images as inline ``<svg>``. Track links are relative
 to the report's folder and written only for files that exist (missing ones are listed as not produced).
 """
@@ -136,8 +138,10 @@ def build_report(
     motif_tables=(),
     tracks=(),
     title="plrp report",
+    igv=None,
 ):
-    """Assemble the HTML text (``out`` fixes the base of the relative track links)."""
+    """Assemble the HTML text (``out`` fixes the base of the relative track links); ``igv``: the data of
+    the genome-browser view (``lrp.igv.build_view``) or None."""
     out = Path(out)
     base = out.parent.resolve()
     parts = [f"<h1>{html.escape(title)}</h1>"]
@@ -156,6 +160,10 @@ def build_report(
         per_tf = _per_tf_table(json.loads(Path(comparison_json).read_text()))
         if len(per_tf):
             parts += ["<h2>Motif calls per TF</h2>", table_html(per_tf)]
+    if igv is not None:
+        from lrp.igv import view_html
+
+        parts += ['<h2 id="genome-browser">Genome browser</h2>', view_html(igv)]
     if plots:
         parts += ["<h2>Plots</h2>", _figures(_named(plots))]
     if logos:
@@ -187,7 +195,12 @@ def build_report(
 
 
 def external_references(text):
-    """Remote resources an HTML text would load (``src``/``href`` to http(s) or protocol-relative)."""
+    """Remote resources an HTML text would load (``src``/``href`` to http(s) or protocol-relative).
+
+    Inline script bodies are skipped (their string literals are not loaded by the page)."""
+    text = re.sub(
+        r"(<script\b[^>]*>).*?(</script>)", r"\1\2", text, flags=re.DOTALL | re.IGNORECASE
+    )
     refs = re.findall(r"""(?:src|href)\s*=\s*["']((?:https?:)?//[^"']+)""", text)
     refs += re.findall(r"""<link[^>]+rel=["']stylesheet""", text)
     return refs
@@ -213,7 +226,45 @@ def report_arguments(parser):
         help="track files to link (bigWig, bigBed, BED, hub); missing ones are not linked",
     )
     parser.add_argument("--title", default="plrp: pruned LRP explanations and motif calls")
+    g = parser.add_argument_group("genome browser (igv.js, embedded; on with --igv-fasta)")
+    g.add_argument("--igv-fasta", help="genome FASTA: adds the igv.js view")
+    g.add_argument("--igv-bigwigs", nargs="*", default=[], metavar="[NAME=]BW", help="relevance")
+    g.add_argument(
+        "--igv-calls", nargs="*", default=[], metavar="[NAME=]BB", help="motif calls (bigBed/BED)"
+    )
+    g.add_argument("--igv-known-sites", help="known sites BED")
+    g.add_argument("--igv-regions", help="explained regions BED (default: the first bigWig's)")
+    g.add_argument("--igv-genome-name", default="genome", help="genome name shown")
+    g.add_argument("--igv-top", type=int, default=20, help="top loci listed (default 20)")
+    g.add_argument(
+        "--igv-max-bases", type=int, default=2_000_000, help="bp embedded (default 2,000,000)"
+    )
+    g.add_argument(
+        "--igv-max-values",
+        type=int,
+        default=1_000_000,
+        help="relevance values embedded over all tracks; sets the bin size (default 1,000,000)",
+    )
     parser.add_argument("--out", required=True, help="report.html")
+
+
+def _igv_view(args):
+    if not args.igv_fasta:
+        return None
+    from lrp.hub import named_paths
+    from lrp.igv import build_view
+
+    return build_view(
+        args.igv_fasta,
+        named_paths(args.igv_bigwigs),
+        named_paths(args.igv_calls),
+        known_sites=args.igv_known_sites,
+        regions=args.igv_regions,
+        top=args.igv_top,
+        max_bases=args.igv_max_bases,
+        max_values=args.igv_max_values,
+        genome_name=args.igv_genome_name,
+    )
 
 
 def report_main(args):
@@ -226,6 +277,7 @@ def report_main(args):
         args.motif_table,
         args.tracks,
         args.title,
+        igv=_igv_view(args),
     )
     remote = external_references(text)
     if remote:  # inlined SVGs may carry links of their own

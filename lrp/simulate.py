@@ -7,7 +7,9 @@ in isochore-like segments (tens of kb) whose GC is shifted up or down. Sites: cl
 one site of a TF in ``tfs`` or a pair of sites with a fixed gap (the grammar: by default an E-box
 (TAL1::TCF3) 7 bp before a GATA1 site, as in the GATA1-TAL1 composite; both motifs are short and weak, so
 each alone is common in any background and only the pair marks a planted site). Each site sequence is sampled column by column from the TF's PFM, conditioned on a relative
-PWM score >= ``min_score``, on a random strand (a pair shares its strand). Same seed -> same bytes.
+PWM score >= ``min_score`` (default 0.9: planted sites stand out from chance matches, which in this
+background occur at about 0.003 (CTCF) to 0.01 (SPI1) per kb at that score), on a random strand (a pair
+shares its strand). Same seed -> same bytes.
 """
 
 import itertools
@@ -134,10 +136,14 @@ def plant(codes, chrom, motifs, pwms, units, rng, density, min_score):
 
     ``density`` is the mean number of sites per kb; clusters hold 1 + Poisson(1) units.
     """
-    mean_sites_per_unit = np.mean([1 if u[0] == "site" else 2 for u in units])
-    mean_cluster = 2.0 * mean_sites_per_unit  # sites per cluster
-    span = 2.0 * 60 + 15  # rough cluster span in bp, for the gap between clusters
-    mean_gap = max(200.0, mean_cluster * 1000.0 / density - span)
+    def unit_width(u):
+        return motifs[u[1]].shape[1] + (u[3] + motifs[u[2]].shape[1] if u[0] == "pair" else 0)
+
+    # a cluster holds 2 units on average, each followed by 10-100 bp: choose the gap between clusters
+    # so that the mean density of sites is ``density`` per kb
+    sites_per_cluster = 2.0 * np.mean([1 if u[0] == "site" else 2 for u in units])
+    span = 2.0 * (np.mean([unit_width(u) for u in units]) + 55)
+    mean_gap = max(100.0, sites_per_cluster * 1000.0 / density - span)
     sites, pos, length = [], MARGIN, len(codes)
     while True:
         pos += int(rng.exponential(mean_gap))
@@ -166,7 +172,7 @@ def plant(codes, chrom, motifs, pwms, units, rng, density, min_score):
 
 
 def simulate(seed=0, chrom_lengths=DEFAULT_LENGTHS, tfs=DEFAULT_TFS, pairs=DEFAULT_PAIRS, density=0.5,
-             release="JASPAR2026", isochores=True, min_score=0.8):
+             release="JASPAR2026", isochores=True, min_score=0.9):
     """Simulate a genome -> dict with ``genome`` {chrom: str}, ``sites`` (sorted BED6 tuples),
     ``motifs`` {TF: (4, w) PFM}, ``ids`` {TF: matrix ID}, ``segments`` {chrom: [(start, end, gc_weight)]}.
 
@@ -289,7 +295,7 @@ def simulate_arguments(parser):
                         help="fixed-gap pairs FIRST,SECOND,GAP (default TAL1::TCF3,GATA1,7); none to omit")
     parser.add_argument("--density", type=float, default=0.5, help="mean planted sites per kb")
     parser.add_argument("--release", default="JASPAR2026", help="JASPAR release in pyjaspar")
-    parser.add_argument("--min-score", type=float, default=0.8,
+    parser.add_argument("--min-score", type=float, default=0.9,
                         help="minimum relative PWM score of a sampled site (0-1)")
     parser.add_argument("--no-isochores", action="store_true", help="one GC level everywhere")
 

@@ -9,6 +9,7 @@ each reverse-complemented with probability 1/2.
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -192,6 +193,9 @@ def train(fasta, sites, out_dir, seed=0, length=1000, epochs=8, threads=2, batch
     loss_fn = torch.nn.BCEWithLogitsLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, windows_per_epoch // batch_size)
+    # cosine decay of the learning rate to 0 over all steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / (epochs * steps))))
     losses = []
     log.info("training on %s (%d site anchors), testing on %s; tasks %s; tiled positive fraction %s",
              ",".join(train_chroms), len(anchors), test_chrom, task_names, np.round(frac, 3).tolist())
@@ -205,6 +209,7 @@ def train(fasta, sites, out_dir, seed=0, length=1000, epochs=8, threads=2, batch
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
+            schedule.step()
             total += float(loss.detach())
             bar.set_postfix(loss=f"{total / (bar.n + 1):.4f}")
         losses.append(total / steps)

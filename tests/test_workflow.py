@@ -9,9 +9,9 @@ calls, motifs, logos, evaluation, report), run for real by Snakemake, three time
 """
 
 import csv
-import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -54,7 +54,19 @@ def _run(workdir, *args):
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("local"))
+    """The local run, made once per test session: under pytest-xdist the workers share it (a file lock)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, shared by its workers
+    workdir = base / "plrp_local_run"
+    with FileLock(str(base / "plrp_local_run.lock")):
+        if not (workdir / ".complete").exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            _run(workdir)
+            (workdir / ".complete").touch()
+    return workdir
 
 
 def _digests(root, patterns):
@@ -250,6 +262,8 @@ def test_cluster_generic_executor_matches_local(local_run, tmp_path):
         "2",
         "--latency-wait",
         "5",
+        "--seconds-between-status-checks",
+        "1",
     )
     # the jobs really ran as separate submissions
     assert len(list((cluster / "logs/cluster").glob("*.out"))) >= 10

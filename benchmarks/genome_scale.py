@@ -1,0 +1,446 @@
+"""Genome-scale benchmark: peak memory at 1x and 4x the genome with the same shard size; bp/s of attribution
+against tangermeme's deep_lift_shap; bp/s of bigWig writing.
+
+Part 1, memory. A random genome (4 chromosomes, a few N gaps) at 1x and at 4x size, the latter both as 4x longer
+chromosomes and as 4x more chromosomes, is tiled (window 1000, step 500) into shards of the SAME size. Each step runs as the real CLI in its own process, so each peak is clean:
+``plrp regions --tile``, ``plrp attribute`` of one shard (per shard: independent of the genome), ``plrp gather``
+of all shards and ``plrp bigwig`` (these see the whole genome: their memory must not grow with it). Only one
+shard per genome is explained by the model; the others get random relevance of the right shapes (real one-hot),
+which gather and bigwig cannot tell apart. Peak RSS is ``ru_maxrss`` of the process (``os.wait4``); the
+anonymous and file-backed parts (``RssAnon``/``RssFile`` of ``/proc/PID/status``, sampled every few ms) show
+what a memory-mapped file adds: file-backed pages are page cache the kernel can drop, anonymous ones are not.
+
+Part 2, attribution throughput. ``lrp.attribute.attribute_regions`` with lrp, plrp-lambda and deeplift-shap
+(tangermeme's ``deep_lift_shap``, 20 shuffles) on the same N-free windows of the genome, each method in its own
+process: a cold call (the whole step, model preparation included, as one shard job does) then a warm call.
+
+Part 3, tracks. ``lrp.tracks.write_bigwig`` alone, from the gathered ``relevance.npy`` (memmap), in bp/s.
+
+    python benchmarks/genome_scale.py [--mb 2 --scale 4 --shard-size 256 --windows 32 --device cpu]
+"""
+
+import argparse
+import glob
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LENGTH, STEP = 1000, 500
+MODEL_KWARGS = {"n_tasks": 5, "length": LENGTH, "filters": 32}
+TARGET = {"index": 0}
+METHODS = ["lrp", "plrp-lambda", "deeplift-shap"]
+# Four chromosomes (fractions of the genome) and N gaps (fraction of the chromosome, length in bp); the gap
+# lengths stay fixed when the genome grows, so both sizes have the same gap structure.
+CHROMS = {"chr1": 0.35, "chr2": 0.30, "chr3": 0.225, "chr4": 0.125}
+GAPS = {
+    "chr1": [(0.0, 5000), (0.4, 20000), (0.7, 300)],
+    "chr2": [(0.25, 50), (0.6, 12000)],
+    "chr3": [(0.5, 3000)],
+    "chr4": [(0.98, None)],  # N to the end of the chromosome
+}
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def make_genome(path, total_bp, copies=1, seed=0):
+    """Random ACGT genome: ``copies`` sets of the 4 chromosomes of ``CHROMS`` (``total_bp`` per set), with
+    the N gaps of ``GAPS``; returns ``{chrom: size}``."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"ACGT", np.uint8)
+    sizes = {}
+    with open(path, "wb") as handle:
+        for copy in range(copies):
+            for base, frac in CHROMS.items():
+                chrom = base if copy == 0 else f"{base}_{copy}"
+                n = int(total_bp * frac)
+                seq = alphabet[rng.integers(0, 4, n)]
+                for where, width in GAPS[base]:
+                    a = int(where * n)
+                    seq[a : n if width is None else a + width] = ord("N")
+                sizes[chrom] = n
+                handle.write(f">{chrom}\n".encode())
+                data = seq.tobytes()
+                handle.write(b"\n".join(data[i : i + 60] for i in range(0, n, 60)) + b"\n")
+    return sizes
+
+
+def synthetic_shards(fasta, regions_path, shard_size, out_dir, skip, seed=0):
+    """Write shard ``.npz`` files (attribute_main's keys) with random relevance, real one-hot; skip ``skip``."""
+    from lrp.genome import fetch_one_hot, open_fasta
+    from lrp.regions import read_regions, shard_bounds
+
+    rng = np.random.default_rng(seed)
+    regions = read_regions(regions_path)
+    genome = open_fasta(fasta)
+    names = np.array(["head", "block.conv2", "block.conv1", "conv"])
+    for k, (lo, hi) in enumerate(shard_bounds(len(regions), shard_size)):
+        if k == skip:
+            continue
+        x = fetch_one_hot(genome, regions.iloc[lo:hi], LENGTH)
+        hyp = rng.standard_normal(x.shape, dtype=np.float32)
+        with open(out_dir / f"shard{k:05d}.npz", "wb") as handle:
+            np.savez(handle, relevance=hyp * x, hypothetical=hyp,
+                     target=rng.standard_normal(hi - lo).astype(np.float32),
+                     layer_gini=rng.random((hi - lo, len(names)), dtype=np.float32),
+                     layer_names=names, index=np.arange(lo, hi, dtype=np.int64), ohe=x.astype(np.int8))
+
+
+# ------------------------------------------------------------------------------------ measurement
+def _status(pid):
+    """``{VmRSS, RssAnon, RssFile, ...}`` in KiB from /proc/PID/status, or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def measure(cmd, log_path, env=None):
+    """Run ``cmd`` in its own process -> ``{seconds, peak_rss_mib, peak_anon_mib, peak_file_mib, stdout}``.
+
+    ``peak_rss_mib`` is the exact ``ru_maxrss`` of that process; the anonymous and file-backed peaks are
+    sampled from /proc every 5 ms (so they may miss a very short spike).
+    """
+    peaks = {"RssAnon": 0, "RssFile": 0}
+    with open(log_path, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=REPO)
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                st = _status(proc.pid)
+                if st:
+                    for key in peaks:
+                        peaks[key] = max(peaks[key], st.get(key, 0))
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}); see {log_path}:\n"
+                           + Path(log_path).read_text()[-3000:])
+    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "peak_anon_mib": peaks["RssAnon"] / 1024, "peak_file_mib": peaks["RssFile"] / 1024,
+            "stdout": stdout}
+
+
+def _plrp(*args):
+    return [str(BIN / "plrp"), *map(str, args)]
+
+
+def genomes(scale):
+    """(label, chromosome length factor, copies of the chromosome set): 1x, then `scale`x the genome as
+    longer chromosomes (per-chromosome buffers grow until they reach their block caps) and as more
+    chromosomes of the 1x sizes (only what scales with the whole genome grows)."""
+    return [("1x", 1, 1), (f"{scale}x longer", scale, 1), (f"{scale}x more chroms", 1, scale)]
+
+
+def memory_part(args, work):
+    """Tile, attribute one shard, gather all shards and write the bigWig at 1x and `scale`x."""
+    import torch
+
+    from lrp.demo_model import build_model
+    from lrp.regions import read_regions
+
+    model_path = work / "model.pt"
+    torch.save(build_model(**MODEL_KWARGS, seed=0).state_dict(), model_path)
+    results = {}
+    for label, longer, copies in genomes(args.scale):
+        d = work / label.replace(" ", "_")
+        shards = d / "shards"
+        shards.mkdir(parents=True, exist_ok=True)
+        fasta = d / "genome.fa"
+        sizes = make_genome(fasta, int(args.mb * 1e6 * longer), copies, seed=args.seed)
+        rows = {}
+        rows["regions --tile"] = measure(
+            _plrp("regions", "--fasta", fasta, "--length", LENGTH, "--tile", "--step", STEP,
+                  "--out", d / "regions.bed", "--gaps-out", d / "gaps.bed", "--shard-size",
+                  args.shard_size, "--n-shards-out", d / "n_shards.txt"), d / "regions.log")
+        regions = read_regions(d / "regions.bed")
+        n_shards = int((d / "n_shards.txt").read_text())
+        k = n_shards // 2  # a shard in the middle of the genome, explained for real
+        rows["attribute (1 shard)"] = measure(
+            _plrp("attribute", "--fasta", fasta, "--regions", d / "regions.bed", "--shard", k,
+                  "--shard-size", args.shard_size, "--model", model_path, "--builder",
+                  "lrp.demo_model:build_model", "--builder-kwargs", json.dumps(MODEL_KWARGS),
+                  "--length", LENGTH, "--target", json.dumps(TARGET), "--method", "plrp-lambda",
+                  "--batch-size", args.batch, "--device", "cpu", "--threads", args.threads,
+                  "--out", shards / f"shard{k:05d}.npz"), d / "attribute.log")
+        synthetic_shards(fasta, d / "regions.bed", args.shard_size, shards, skip=k, seed=args.seed)
+        shard_files = sorted(glob.glob(str(shards / "shard*.npz")))
+        assert len(shard_files) == n_shards, (len(shard_files), n_shards)
+        rows["gather"] = measure(
+            _plrp("gather", "--shards", *shard_files, "--regions", d / "regions.bed", "--out-dir", d),
+            d / "gather.log")
+        rows["bigwig"] = measure(
+            _plrp("bigwig", "--relevance", d / "relevance.npz", "--regions", d / "regions.bed",
+                  "--fasta", fasta, "--out", d / "track.bw"), d / "bigwig.log")
+        track = measure([sys.executable, __file__, "--one", "write-bigwig", "--fasta", str(fasta),
+                         "--regions", str(d / "regions.bed"), "--relevance", str(d / "relevance.npy"),
+                         "--out", str(d / "track2.bw")], d / "write_bigwig.log")
+        track.update(json.loads(track.pop("stdout").strip().splitlines()[-1]))
+        for row in rows.values():
+            row.pop("stdout")
+        gaps = read_regions(d / "gaps.bed") if (d / "gaps.bed").stat().st_size else regions.iloc[:0]
+        results[label] = {
+            "genome_bp": sum(sizes.values()), "chroms": sizes,
+            "n_gap_bp": int((gaps["end"] - gaps["start"]).sum()), "n_regions": len(regions),
+            "n_shards": n_shards, "real_shard": k, "steps": rows, "write_bigwig": track,
+            "gathered_mib": sum(os.path.getsize(d / f"{a}.npy") for a in ("relevance", "hypothetical", "ohe"))
+            / 2**20,
+        }
+        if not args.keep:
+            for path in shard_files:
+                os.remove(path)
+            for name in ("relevance.npy", "hypothetical.npy", "ohe.npy", "relevance.npz"):
+                (d / name).unlink(missing_ok=True)
+    return results
+
+
+def throughput_part(args, work):
+    """bp/s of attribute_regions per method on the same N-free windows, each method in its own process."""
+    from lrp.genome import fetch_one_hot, open_fasta
+    from lrp.regions import read_regions
+
+    d = work / "1x"
+    regions = read_regions(d / "regions.bed")
+    genome = open_fasta(d / "genome.fa")
+    picked = []
+    for lo in range(0, len(regions), 256):
+        x = fetch_one_hot(genome, regions.iloc[lo:lo + 256], LENGTH)
+        picked.append(x[x.sum(1).min(1) > 0])  # deeplift-shap needs strict one-hot (no N)
+        if sum(len(p) for p in picked) >= args.windows:
+            break
+    x = np.concatenate(picked)[: args.windows]
+    np.save(work / "windows.npy", x)
+    rows = []
+    for method in args.methods:
+        res = measure([sys.executable, __file__, "--one", "throughput", "--method", method,
+                       "--windows-file", str(work / "windows.npy"), "--device", args.device,
+                       "--threads", str(args.threads), "--batch", str(args.batch)],
+                      work / f"throughput_{method}.log")
+        res.update(json.loads(res.pop("stdout").strip().splitlines()[-1]))
+        res["method"] = method
+        rows.append(res)
+    return len(x), rows
+
+
+# --------------------------------------------------------------------------------- child modes
+def one_throughput(args):
+    import torch
+
+    from lrp.attribute import attribute_regions
+    from lrp.demo_model import build_model
+
+    torch.set_num_threads(args.threads)
+    model = build_model(**MODEL_KWARGS, seed=0).eval()
+    x = np.load(args.windows_file)
+    params = {"n_shuffles": 20} if args.method == "deeplift-shap" else {}
+    cuda = args.device.startswith("cuda")
+    times = []
+    for _ in range(2):  # cold (the whole step, model preparation included), then warm
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = attribute_regions(model, x, args.method, TARGET, dict(params), LENGTH,
+                                batch_size=args.batch, device=args.device, seed=0, progress=False)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    assert out["relevance"].shape == x.shape and np.isfinite(out["relevance"]).all()
+    print(json.dumps({
+        "cold_s": times[0], "warm_s": times[1], "n_windows": len(x), "bp": int(x.shape[0] * x.shape[2]),
+        "device_name": torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine()),
+        "torch_threads": torch.get_num_threads(),
+        "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }))
+
+
+def one_write_bigwig(args):
+    from lrp.genome import chrom_sizes
+    from lrp.regions import read_regions
+    from lrp.tracks import centre_crop, write_bigwig
+
+    sizes = chrom_sizes(args.fasta)
+    regions = read_regions(args.regions)
+    values = np.load(args.relevance, mmap_mode="r")
+    ks, ke = centre_crop(regions)
+    t0 = time.perf_counter()
+    write_bigwig(args.out, sizes, regions, values)
+    seconds = time.perf_counter() - t0
+    bases = int((ke - ks).sum())
+    print(json.dumps({"write_s": seconds, "bases_written": bases, "bp_per_s": bases / seconds,
+                      "child_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+# --------------------------------------------------------------------------------------- report
+def _mib(x):
+    return f"{x:8.0f}"
+
+
+def report(args, memory, n_windows, throughput):
+    lines = []
+    labels = list(memory)
+    one = memory["1x"]
+    lines.append(f"Genome-scale memory: random genomes with N gaps, window {LENGTH}, step {STEP}, shard size "
+                 f"{args.shard_size} regions for all; each step is the CLI in its own process")
+    for label in labels:
+        m = memory[label]
+        lines.append(f"  {label:16s} {m['genome_bp'] / 1e6:5.1f} Mb, {len(m['chroms']):2d} chromosomes "
+                     f"(largest {max(m['chroms'].values()) / 1e6:.2f} Mb), {m['n_gap_bp']} bp in N gaps, "
+                     f"{m['n_regions']} regions, {m['n_shards']} shards, gathered .npy {m['gathered_mib']:.0f} MiB")
+    lines.append("  One shard per genome is explained by the model (plrp-lambda, `plrp attribute`); the other "
+                 "shards hold random relevance of the right shapes (real one-hot).")
+    lines.append("  Peak memory in MiB: RSS = ru_maxrss (exact); anon / file = RssAnon / RssFile sampled every 5 "
+                 "ms (file = pages of memory-mapped files, which the kernel can reclaim)")
+    lines.append(f"{'step':20s} {'genome':16s} {'RSS':>7s} {'ratio':>6s} {'anon':>7s} {'ratio':>6s} "
+                 f"{'file':>7s} {'ratio':>6s} {'seconds':>8s}")
+    ratios = {}
+    for step in one["steps"]:
+        base = one["steps"][step]
+        for label in labels:
+            row = memory[label]["steps"][step]
+            r = {"rss": row["peak_rss_mib"] / base["peak_rss_mib"],
+                 "anon": row["peak_anon_mib"] / max(base["peak_anon_mib"], 1e-9),
+                 "file": row["peak_file_mib"] / max(base["peak_file_mib"], 1e-9)}
+            if label != "1x":
+                r["anon_delta_mib"] = row["peak_anon_mib"] - base["peak_anon_mib"]
+                ratios.setdefault(step, {})[label] = r
+            flag = "  > 1.2" if r["rss"] > 1.2 else ""
+            lines.append(f"{step:20s} {label:16s} {row['peak_rss_mib']:7.0f} {r['rss']:6.2f} "
+                         f"{row['peak_anon_mib']:7.0f} {r['anon']:6.2f} {row['peak_file_mib']:7.0f} "
+                         f"{r['file']:6.2f} {row['seconds']:8.1f}{flag}")
+    lines.append("")
+    lines.append("Track writing (lrp.tracks.write_bigwig alone, from relevance.npy memmap):")
+    lines.append(f"{'genome':16s} {'bases':>11s} {'seconds':>8s} {'bp/s':>12s} {'peak RSS':>9s} {'anon':>7s}")
+    for label in labels:
+        t = memory[label]["write_bigwig"]
+        lines.append(f"{label:16s} {t['bases_written']:11d} {t['write_s']:8.2f} {t['bp_per_s']:12.0f} "
+                     f"{t['peak_rss_mib']:9.0f} {t['peak_anon_mib']:7.0f}")
+    lines.append("")
+    rows = throughput
+    dev = rows[0]["device_name"]
+    lines.append(f"Attribution throughput (attribute_regions, demo CNN {MODEL_KWARGS}, {n_windows} N-free "
+                 f"windows of {LENGTH} bp, batch {args.batch}, device {args.device} ({dev}), "
+                 f"{args.threads} threads; deeplift-shap = tangermeme deep_lift_shap, 20 shuffles; cold = "
+                 "first call in a fresh process incl. model preparation, warm = second call)")
+    lines.append(f"{'method':15s} {'cold s':>8s} {'cold bp/s':>10s} {'warm s':>8s} {'warm bp/s':>10s} "
+                 f"{'x DLS cold':>10s} {'x DLS warm':>10s} {'peak RSS':>9s}")
+    dls = next((r for r in rows if r["method"] == "deeplift-shap"), None)
+    for r in rows:
+        r["cold_bp_per_s"] = r["bp"] / r["cold_s"]
+        r["warm_bp_per_s"] = r["bp"] / r["warm_s"]
+        r["speedup_over_dls_cold"] = dls["cold_s"] / r["cold_s"] if dls else None
+        r["speedup_over_dls_warm"] = dls["warm_s"] / r["warm_s"] if dls else None
+        lines.append(f"{r['method']:15s} {r['cold_s']:8.2f} {r['cold_bp_per_s']:10.0f} {r['warm_s']:8.2f} "
+                     f"{r['warm_bp_per_s']:10.0f} {r['speedup_over_dls_cold'] or 0:10.2f} "
+                     f"{r['speedup_over_dls_warm'] or 0:10.2f} {r['peak_rss_mib']:9.0f}")
+    return "\n".join(lines), ratios
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=2.0, help="1x genome size in Mb")
+    parser.add_argument("--scale", type=int, default=4, help="the larger genome is this many times 1x")
+    parser.add_argument("--shard-size", type=int, default=256, help="regions per shard (both sizes)")
+    parser.add_argument("--windows", type=int, default=32, help="windows for the throughput part")
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (attribution throughput part)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-memory", action="store_true", help="throughput only (e.g. on a GPU node)")
+    parser.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
+    parser.add_argument("--keep", action="store_true", help="keep shards and gathered arrays")
+    parser.add_argument("--out", default=str(REPO / "benchmarks/results/genome_scale.json"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)
+    parser.add_argument("--windows-file", help=argparse.SUPPRESS)
+    parser.add_argument("--fasta", help=argparse.SUPPRESS)
+    parser.add_argument("--regions", help=argparse.SUPPRESS)
+    parser.add_argument("--relevance", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.one == "throughput":
+        return one_throughput(args)
+    if args.one == "write-bigwig":
+        return one_write_bigwig(args)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: CUDA is not available")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="plrp_genome_scale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        if args.skip_memory:
+            d = work / "1x"
+            d.mkdir(parents=True, exist_ok=True)
+            make_genome(d / "genome.fa", int(args.mb * 1e6), seed=args.seed)
+            measure(_plrp("regions", "--fasta", d / "genome.fa", "--length", LENGTH, "--tile", "--step",
+                          STEP, "--out", d / "regions.bed"), d / "regions.log")
+            memory = None
+        else:
+            memory = memory_part(args, work)
+        n_windows, throughput = throughput_part(args, work)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    if memory is None:
+        text, ratios = "", None
+        dls = next((r for r in throughput if r["method"] == "deeplift-shap"), None)
+        for r in throughput:
+            r["cold_bp_per_s"], r["warm_bp_per_s"] = r["bp"] / r["cold_s"], r["bp"] / r["warm_s"]
+            r["speedup_over_dls_warm"] = dls["warm_s"] / r["warm_s"] if dls else None
+            text += (f"{r['method']:15s} cold {r['cold_bp_per_s']:8.0f} bp/s  warm {r['warm_bp_per_s']:8.0f} "
+                     f"bp/s  x DLS warm {r['speedup_over_dls_warm'] or 0:.2f}  ({r['device_name']})\n")
+    else:
+        text, ratios = report(args, memory, n_windows, throughput)
+    print(text)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    config = {k: v for k, v in vars(args).items() if k not in ("one", "method", "windows_file", "fasta",
+                                                                "regions", "relevance")}
+    result = {
+        "config": config, "window": LENGTH, "step": STEP, "model": {"builder": "lrp.demo_model:build_model",
+                                                                    **MODEL_KWARGS},
+        "host": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "note": "memory: one shard per genome explained by the model (plrp-lambda, CLI); the other shards hold "
+                "random relevance of the right shapes with the real one-hot. Peak RSS = ru_maxrss per process; "
+                "anon/file = RssAnon/RssFile sampled every 5 ms.",
+        "memory": memory,
+        "memory_ratios": ratios, "throughput": {"n_windows": n_windows, "rows": throughput},
+        "table": text,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
