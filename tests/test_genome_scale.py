@@ -43,25 +43,103 @@ def run(tmp_path_factory):
         "chr4": dna(257),
     }
     fasta = write_fasta(tmp / "genome.fa", records, width=60)
-    assert main(["regions", "--fasta", fasta, "--length", str(L), "--tile", "--step", str(STEP),
-                 "--min-gap", str(MIN_GAP), "--out", str(tmp / "regions.bed"), "--gaps-out",
-                 str(tmp / "gaps.bed"), "--shard-size", str(SHARD), "--n-shards-out",
-                 str(tmp / "n_shards.txt")]) == 0
+    assert (
+        main(
+            [
+                "regions",
+                "--fasta",
+                fasta,
+                "--length",
+                str(L),
+                "--tile",
+                "--step",
+                str(STEP),
+                "--min-gap",
+                str(MIN_GAP),
+                "--out",
+                str(tmp / "regions.bed"),
+                "--gaps-out",
+                str(tmp / "gaps.bed"),
+                "--shard-size",
+                str(SHARD),
+                "--n-shards-out",
+                str(tmp / "n_shards.txt"),
+            ]
+        )
+        == 0
+    )
     n_shards = int((tmp / "n_shards.txt").read_text())
     assert n_shards >= 3  # several shards, so gather really stitches shards together
     torch.save(build_model(**KWARGS, seed=0).state_dict(), tmp / "model.pt")
     shards = []
     for k in range(n_shards):
         shards.append(str(tmp / f"shard{k}.npz"))
-        assert main(["attribute", "--fasta", fasta, "--regions", str(tmp / "regions.bed"), "--shard",
-                     str(k), "--shard-size", str(SHARD), "--model", str(tmp / "model.pt"), "--builder",
-                     "lrp.demo_model:build_model", "--builder-kwargs", json.dumps(KWARGS), "--length",
-                     str(L), "--target", json.dumps(TARGET), "--method", "plrp-lambda", "--batch-size",
-                     "8", "--device", "cpu", "--threads", "1", "--out", shards[-1]]) == 0
-    assert main(["gather", "--shards", *shards[::-1], "--regions", str(tmp / "regions.bed"),
-                 "--out-dir", str(tmp)]) == 0
-    assert main(["bigwig", "--relevance", str(tmp / "relevance.npz"), "--regions",
-                 str(tmp / "regions.bed"), "--fasta", fasta, "--out", str(tmp / "track.bw")]) == 0
+        assert (
+            main(
+                [
+                    "attribute",
+                    "--fasta",
+                    fasta,
+                    "--regions",
+                    str(tmp / "regions.bed"),
+                    "--shard",
+                    str(k),
+                    "--shard-size",
+                    str(SHARD),
+                    "--model",
+                    str(tmp / "model.pt"),
+                    "--builder",
+                    "lrp.demo_model:build_model",
+                    "--builder-kwargs",
+                    json.dumps(KWARGS),
+                    "--length",
+                    str(L),
+                    "--target",
+                    json.dumps(TARGET),
+                    "--method",
+                    "plrp-lambda",
+                    "--batch-size",
+                    "8",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                    "--out",
+                    shards[-1],
+                ]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                "gather",
+                "--shards",
+                *shards[::-1],
+                "--regions",
+                str(tmp / "regions.bed"),
+                "--out-dir",
+                str(tmp),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bigwig",
+                "--relevance",
+                str(tmp / "relevance.npz"),
+                "--regions",
+                str(tmp / "regions.bed"),
+                "--fasta",
+                fasta,
+                "--out",
+                str(tmp / "track.bw"),
+            ]
+        )
+        == 0
+    )
     return {"dir": tmp, "fasta": fasta, "records": records}
 
 
@@ -81,7 +159,9 @@ def bigwig_contents(path):
     try:
         chroms = bw.chroms()
         intervals = {c: bw.intervals(c) or () for c in chroms}
-        values = {c: np.asarray(bw.values(c, 0, n, numpy=True), np.float64) for c, n in chroms.items()}
+        values = {
+            c: np.asarray(bw.values(c, 0, n, numpy=True), np.float64) for c, n in chroms.items()
+        }
     finally:
         bw.close()
     return chroms, intervals, values
@@ -124,7 +204,7 @@ def test_stitched_track_equals_single_window_explanations(run):
     # First and last window of every chromosome (their crops reach the segment ends next to N gaps), the
     # windows on both sides of shard boundaries, and one inside a segment.
     picks = set()
-    for _, rows in regions.groupby("chrom").groups.items():
+    for rows in regions.groupby("chrom").groups.values():
         picks |= {int(rows.min()), int(rows.max())}
     picks |= {SHARD - 1, SHARD, 2 * SHARD - 1, 2 * SHARD, 5}
     picks = sorted(p for p in picks if p < len(regions))
@@ -138,8 +218,9 @@ def test_stitched_track_equals_single_window_explanations(run):
         assert b > a
         got = values[row["chrom"].iloc[0]][a:b]
         want = alone[a - start : b - start]
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(alone).max(),
-                                   err_msg=f"window {i}")
+        np.testing.assert_allclose(
+            got, want, rtol=1e-4, atol=1e-6 * np.abs(alone).max(), err_msg=f"window {i}"
+        )
         compared += int(np.count_nonzero(want))
     assert compared > 0.5 * L * len(picks) / 2  # real, mostly non-zero relevance was compared
     # Where one window alone covers bases (the left end of chr1's first segment), the track is that
@@ -148,5 +229,6 @@ def test_stitched_track_equals_single_window_explanations(run):
     s = int(regions["start"][first])
     x = fetch_one_hot(run["fasta"], regions.iloc[[first]], L)
     alone = explain(model, x, "plrp-lambda", TARGET).relevance.numpy()[0].sum(0)
-    np.testing.assert_allclose(values["chr1"][s : s + STEP], alone[:STEP], rtol=1e-4,
-                               atol=1e-6 * np.abs(alone).max())
+    np.testing.assert_allclose(
+        values["chr1"][s : s + STEP], alone[:STEP], rtol=1e-4, atol=1e-6 * np.abs(alone).max()
+    )
