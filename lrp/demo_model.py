@@ -15,11 +15,13 @@ class DilatedResidual(nn.Module):
     def __init__(self, channels, kernel_size=3, dilations=(2, 4)):
         super().__init__()
         d1, d2 = dilations
-        self.conv1 = nn.Conv1d(channels, channels, kernel_size, dilation=d1,
-                               padding=d1 * (kernel_size - 1) // 2)
+        self.conv1 = nn.Conv1d(
+            channels, channels, kernel_size, dilation=d1, padding=d1 * (kernel_size - 1) // 2
+        )
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv1d(channels, channels, kernel_size, dilation=d2,
-                               padding=d2 * (kernel_size - 1) // 2)
+        self.conv2 = nn.Conv1d(
+            channels, channels, kernel_size, dilation=d2, padding=d2 * (kernel_size - 1) // 2
+        )
         self.relu2 = nn.ReLU()
 
     def forward(self, x):
@@ -35,8 +37,16 @@ class DemoCNN(nn.Module):
     a module that DeepLIFT and LRP treat as max pooling) or "mean" (``x.mean(-1)``, as in BPNet).
     """
 
-    def __init__(self, n_tasks=5, length=1000, filters=32, kernel_size=15, pool_size=4, pool="max",
-                 task_names=None):
+    def __init__(
+        self,
+        n_tasks=5,
+        length=1000,
+        filters=32,
+        kernel_size=15,
+        pool_size=4,
+        pool="max",
+        task_names=None,
+    ):
         super().__init__()
         if pool not in ("mean", "max"):
             raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
@@ -61,10 +71,25 @@ class DemoCNN(nn.Module):
         return self.head(x)
 
 
-def build_model(n_tasks=5, length=1000, filters=32, kernel_size=15, pool_size=4, pool="max",
-                task_names=None, seed=None):
+def build_model(
+    n_tasks=5,
+    length=1000,
+    filters=32,
+    kernel_size=15,
+    pool_size=4,
+    pool="max",
+    task_names=None,
+    seed=None,
+):
     """Build the demo CNN (random weights; ``seed`` makes them reproducible) -> ``DemoCNN``."""
     if seed is not None:
         torch.manual_seed(seed)
-    return DemoCNN(n_tasks=n_tasks, length=length, filters=filters, kernel_size=kernel_size,
-                   pool_size=pool_size, pool=pool, task_names=task_names)
+    return DemoCNN(
+        n_tasks=n_tasks,
+        length=length,
+        filters=filters,
+        kernel_size=kernel_size,
+        pool_size=pool_size,
+        pool=pool,
+        task_names=task_names,
+    )

@@ -31,8 +31,12 @@ def _open_db(release):
 
     releases = sorted(pyjaspar.jaspar_releases)
     if release not in releases:
-        raise input_error("pyjaspar", f"release {release!r}", "not shipped with pyjaspar",
-                          f"use one of {', '.join(releases)}")
+        raise input_error(
+            "pyjaspar",
+            f"release {release!r}",
+            "not shipped with pyjaspar",
+            f"use one of {', '.join(releases)}",
+        )
     return pyjaspar.jaspardb(release=release)
 
 
@@ -79,7 +83,9 @@ def select_motifs(release="JASPAR2026", collection="CORE", tax_group="vertebrate
     else:
         chosen = [_find(db, query, where, collection, tax_group, release) for query in names]
     if not chosen:
-        raise input_error("pyjaspar", where, "no matrices in this selection", "check collection/tax_group")
+        raise input_error(
+            "pyjaspar", where, "no matrices in this selection", "check collection/tax_group"
+        )
     unique = _unique_names(chosen)
     motifs = {n: _pfm(m) for n, m in zip(unique, chosen)}
     ids = {n: m.matrix_id for n, m in zip(unique, chosen)}
@@ -104,8 +110,12 @@ def _find(db, query, where, collection, tax_group, release):
             warnings.simplefilter("ignore")
             m = db.fetch_motif_by_id(query)
         if m is None:
-            raise input_error("pyjaspar", f"{release} matrix {query}", "no such matrix ID",
-                              "check the ID on jaspar.elixir.no")
+            raise input_error(
+                "pyjaspar",
+                f"{release} matrix {query}",
+                "no such matrix ID",
+                "check the ID on jaspar.elixir.no",
+            )
         if m.tax_group != tax_group and tax_group not in (None, "", "all"):
             log.warning("%s (%s) is in tax group %s, not %s", query, m.name, m.tax_group, tax_group)
         return m
@@ -122,12 +132,21 @@ def _find(db, query, where, collection, tax_group, release):
         hint = f"close names: {', '.join(close)}" if close else "no close names"
         if elsewhere:
             hint += f"; in other taxa/collections: {', '.join(elsewhere)} (give the matrix ID)"
-        raise input_error("pyjaspar", where, f"no matrix named {query!r} ({hint})",
-                          "use a JASPAR TF name of this taxon or a matrix ID")
+        raise input_error(
+            "pyjaspar",
+            where,
+            f"no matrix named {query!r} ({hint})",
+            "use a JASPAR TF name of this taxon or a matrix ID",
+        )
     hits.sort(key=lambda m: m.base_id)
     if len(hits) > 1:
-        log.info("JASPAR name %s: %d matrices (%s); using %s (give IDs to choose)", query, len(hits),
-                 ", ".join(m.matrix_id for m in hits), hits[0].matrix_id)
+        log.info(
+            "JASPAR name %s: %d matrices (%s); using %s (give IDs to choose)",
+            query,
+            len(hits),
+            ", ".join(m.matrix_id for m in hits),
+            hits[0].matrix_id,
+        )
     return hits[0]
 
 
@@ -152,9 +171,17 @@ def write_meme(path, motifs, ids=None, background=None):
             raise ValueError(f"{len(ids)} ids for {len(names)} motifs")
         id_of = dict(zip(names, ids))
     bg = np.full(4, 0.25) if background is None else np.asarray(background, dtype=np.float64)
-    lines = ["MEME version 4", "", f"ALPHABET= {ALPHABET}", "", "strands: + -", "",
-             "Background letter frequencies",
-             " ".join(f"{b} {f:.6f}" for b, f in zip(ALPHABET, bg)), ""]
+    lines = [
+        "MEME version 4",
+        "",
+        f"ALPHABET= {ALPHABET}",
+        "",
+        "strands: + -",
+        "",
+        "Background letter frequencies",
+        " ".join(f"{b} {f:.6f}" for b, f in zip(ALPHABET, bg)),
+        "",
+    ]
     for name in names:
         pfm = np.asarray(motifs[name], dtype=np.float64)
         if pfm.ndim != 2 or pfm.shape[0] != 4:
@@ -184,10 +211,11 @@ def read_meme(path, return_ids=False):
         text = path.read_text()
     except UnicodeDecodeError as err:
         raise input_error(path, None, "not a text file", "give a MEME v4 motif file") from err
-    alphabet = re.search(r"^ALPHABET\s*=\s*(\S+)", text, re.M)
+    alphabet = re.search(r"^ALPHABET\s*=\s*(\S+)", text, re.MULTILINE)
     if alphabet and alphabet.group(1).upper() not in ("ACGT", "DNA"):
-        raise input_error(path, None, f"alphabet {alphabet.group(1)} is not DNA (ACGT)",
-                          "give a DNA motif file")
+        raise input_error(
+            path, None, f"alphabet {alphabet.group(1)} is not DNA (ACGT)", "give a DNA motif file"
+        )
     motifs, ids = {}, {}
     lines = text.splitlines()
     i = 0
@@ -198,8 +226,9 @@ def read_meme(path, return_ids=False):
             continue
         fields = line.split()[1:]
         if not fields:
-            raise input_error(path, f"line {i}", "MOTIF line without an identifier",
-                              "write 'MOTIF ID [NAME]'")
+            raise input_error(
+                path, f"line {i}", "MOTIF line without an identifier", "write 'MOTIF ID [NAME]'"
+            )
         mid, label = fields[0], (fields[1] if len(fields) > 1 else fields[0])
         record = f"motif {mid}" + (f" ({label})" if label != mid else "")
         while i < len(lines) and not lines[i].startswith("letter-probability"):
@@ -207,14 +236,20 @@ def read_meme(path, return_ids=False):
                 break
             i += 1
         if i >= len(lines) or not lines[i].startswith("letter-probability"):
-            raise input_error(path, record, "no letter-probability matrix",
-                              "add 'letter-probability matrix: alength= 4 w= W' and W rows")
+            raise input_error(
+                path,
+                record,
+                "no letter-probability matrix",
+                "add 'letter-probability matrix: alength= 4 w= W' and W rows",
+            )
         head = lines[i]
         i += 1
         width = re.search(r"\bw=\s*(\d+)", head)
         alength = re.search(r"\balength=\s*(\d+)", head)
         if alength and int(alength.group(1)) != 4:
-            raise input_error(path, record, f"alength= {alength.group(1)}, not 4", "give DNA motifs")
+            raise input_error(
+                path, record, f"alength= {alength.group(1)}, not 4", "give DNA motifs"
+            )
         rows = []
         while i < len(lines) and (width is None or len(rows) < int(width.group(1))):
             stripped = lines[i].strip()
@@ -223,29 +258,47 @@ def read_meme(path, return_ids=False):
                     break
                 i += 1
                 continue
-            if stripped.startswith(("MOTIF", "URL", "letter")) or not re.match(r"^[-+.\d]", stripped):
+            if stripped.startswith(("MOTIF", "URL", "letter")) or not re.match(
+                r"^[-+.\d]", stripped
+            ):
                 break
             try:
                 values = [float(v) for v in stripped.split()]
             except ValueError as err:
-                raise input_error(path, record, f"row {len(rows) + 1} is not numbers: {stripped!r}",
-                                  "give 4 probabilities per row") from err
+                raise input_error(
+                    path,
+                    record,
+                    f"row {len(rows) + 1} is not numbers: {stripped!r}",
+                    "give 4 probabilities per row",
+                ) from err
             if len(values) != 4:
-                raise input_error(path, record, f"row {len(rows) + 1} has {len(values)} values, not 4",
-                                  "give 4 probabilities (A C G T) per row")
+                raise input_error(
+                    path,
+                    record,
+                    f"row {len(rows) + 1} has {len(values)} values, not 4",
+                    "give 4 probabilities (A C G T) per row",
+                )
             rows.append(values)
             i += 1
         if not rows or (width is not None and len(rows) != int(width.group(1))):
             want = width.group(1) if width else "at least 1"
-            raise input_error(path, record, f"{len(rows)} matrix rows, expected {want}",
-                              "make w= match the number of rows")
+            raise input_error(
+                path,
+                record,
+                f"{len(rows)} matrix rows, expected {want}",
+                "make w= match the number of rows",
+            )
         pfm = np.array(rows, dtype=np.float64).T
         sums = pfm.sum(0)
         bad = np.flatnonzero(np.abs(sums - 1) > SUM_TOLERANCE)
         if len(bad) or (pfm < 0).any():
             where = f"row {bad[0] + 1} sums to {sums[bad[0]]:.4g}" if len(bad) else "negative value"
-            raise input_error(path, record, f"not a letter-probability matrix: {where}",
-                              "give probabilities per position that sum to 1 (not counts)")
+            raise input_error(
+                path,
+                record,
+                f"not a letter-probability matrix: {where}",
+                "give probabilities per position that sum to 1 (not counts)",
+            )
         key = label
         if key in motifs:
             key = f"{label}_{mid}" if mid != label and f"{label}_{mid}" not in motifs else None
@@ -255,17 +308,26 @@ def read_meme(path, return_ids=False):
         motifs[key] = pfm
         ids[key] = mid
     if not motifs:
-        raise input_error(path, None, "no motif in this file",
-                          "give a MEME v4 file with 'MOTIF' and 'letter-probability matrix' blocks")
+        raise input_error(
+            path,
+            None,
+            "no motif in this file",
+            "give a MEME v4 file with 'MOTIF' and 'letter-probability matrix' blocks",
+        )
     return (motifs, ids) if return_ids else motifs
 
 
 def jaspar_meme_arguments(parser):
     parser.add_argument("--release", default="JASPAR2026", help="JASPAR release in pyjaspar")
     parser.add_argument("--collection", default="CORE", help="JASPAR collection (default CORE)")
-    parser.add_argument("--tax-group", default="vertebrates",
-                        help="taxonomic group, e.g. vertebrates, plants, insects; 'all' for every taxon")
-    parser.add_argument("--names", nargs="+", help="TF names (within the taxon) or matrix IDs; default all")
+    parser.add_argument(
+        "--tax-group",
+        default="vertebrates",
+        help="taxonomic group, e.g. vertebrates, plants, insects; 'all' for every taxon",
+    )
+    parser.add_argument(
+        "--names", nargs="+", help="TF names (within the taxon) or matrix IDs; default all"
+    )
     parser.add_argument("--out", required=True, help="MEME file to write")
 
 
@@ -275,4 +337,4 @@ def jaspar_meme_main(args):
     log.info("wrote %d motifs to %s", len(motifs), args.out)
 
 
-__all__ = ["select_motifs", "write_meme", "read_meme", "PlrpError"]
+__all__ = ["PlrpError", "read_meme", "select_motifs", "write_meme"]

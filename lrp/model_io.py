@@ -44,8 +44,10 @@ def _kind(path):
         "/code/__torch__" in n for n in names
     ):
         return "torchscript"
-    if any("serialized_exported_program" in n or n.startswith(("models/", "archive_format"))
-           for n in base):
+    if any(
+        "serialized_exported_program" in n or n.startswith(("models/", "archive_format"))
+        for n in base
+    ):
         return "export"
     return "torch-zip"
 
@@ -54,15 +56,23 @@ def resolve_builder(builder, path=None):
     """``"module:function"`` or ``"path/file.py:function"`` -> the callable."""
     where = path or "builder"
     if not isinstance(builder, str) or ":" not in builder:
-        raise input_error(where, f"builder {builder!r}", "not 'module:function' or 'file.py:function'",
-                          "give e.g. builder: lrp.demo_model:build_model")
+        raise input_error(
+            where,
+            f"builder {builder!r}",
+            "not 'module:function' or 'file.py:function'",
+            "give e.g. builder: lrp.demo_model:build_model",
+        )
     target, _, name = builder.rpartition(":")
     try:
         if target.endswith(".py"):
             file = Path(target)
             if not file.is_file():
-                raise input_error(where, f"builder {builder}", f"file {file} not found",
-                                  "give the path of the Python file that builds the model")
+                raise input_error(
+                    where,
+                    f"builder {builder}",
+                    f"file {file} not found",
+                    "give the path of the Python file that builds the model",
+                )
             mod_name = f"_plrp_builder_{abs(hash(str(file.resolve())))}"
             spec = importlib.util.spec_from_file_location(mod_name, file)
             module = importlib.util.module_from_spec(spec)
@@ -73,12 +83,20 @@ def resolve_builder(builder, path=None):
     except PlrpError:
         raise
     except Exception as err:
-        raise input_error(where, f"builder {builder}", f"cannot import {target} ({type(err).__name__}: "
-                          f"{err})", "make the module importable or give a .py file path") from err
+        raise input_error(
+            where,
+            f"builder {builder}",
+            f"cannot import {target} ({type(err).__name__}: {err})",
+            "make the module importable or give a .py file path",
+        ) from err
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise input_error(where, f"builder {builder}", f"{target} has no function {name}",
-                          "name a function that returns the nn.Module")
+        raise input_error(
+            where,
+            f"builder {builder}",
+            f"{target} has no function {name}",
+            "name a function that returns the nn.Module",
+        )
     return fn
 
 
@@ -89,8 +107,10 @@ def _state_dict_of(obj):
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             inner = obj.get(key)
-            if isinstance(inner, dict) and inner and all(
-                isinstance(v, torch.Tensor) for v in inner.values()
+            if (
+                isinstance(inner, dict)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
             ):
                 return inner
     return None
@@ -98,22 +118,37 @@ def _state_dict_of(obj):
 
 def _load_state(path, state, builder, builder_kwargs):
     if builder is None:
-        raise input_error(path, None, "holds a state dict (weights only) but no builder was given",
-                          "set builder: 'module:function' (and builder_kwargs) that builds the model")
+        raise input_error(
+            path,
+            None,
+            "holds a state dict (weights only) but no builder was given",
+            "set builder: 'module:function' (and builder_kwargs) that builds the model",
+        )
     fn = resolve_builder(builder, path)
     try:
         model = fn(**(builder_kwargs or {}))
     except Exception as err:
-        raise input_error(path, f"builder {builder}", f"failed with {builder_kwargs or {}} "
-                          f"({type(err).__name__}: {err})", "check builder_kwargs") from err
+        raise input_error(
+            path,
+            f"builder {builder}",
+            f"failed with {builder_kwargs or {}} ({type(err).__name__}: {err})",
+            "check builder_kwargs",
+        ) from err
     if not isinstance(model, nn.Module):
-        raise input_error(path, f"builder {builder}", f"returned {type(model).__name__}, not nn.Module",
-                          "return the torch.nn.Module")
+        raise input_error(
+            path,
+            f"builder {builder}",
+            f"returned {type(model).__name__}, not nn.Module",
+            "return the torch.nn.Module",
+        )
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own
-              if k in state and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
 
     def some(keys):
         return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
@@ -126,9 +161,12 @@ def _load_state(path, state, builder, builder_kwargs):
     if shapes:
         problems.append(f"shape mismatch: {some(shapes)}")
     if problems:
-        raise input_error(path, f"builder {builder}", "state dict does not fit the built model ("
-                          + "; ".join(problems) + ")",
-                          "use the builder and builder_kwargs the weights were trained with")
+        raise input_error(
+            path,
+            f"builder {builder}",
+            "state dict does not fit the built model (" + "; ".join(problems) + ")",
+            "use the builder and builder_kwargs the weights were trained with",
+        )
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -149,40 +187,66 @@ def load_model(path, builder=None, builder_kwargs=None, trust_pickle=False):
         magic = handle.read(2)
     if kind == "other" and (not magic or magic == b"PK" or magic[0] != 0x80):
         # neither a zip archive (torch.save, torch.export) nor a legacy pickle: truncated or not a model
-        raise input_error(path, None, "corrupt or not a model file (not a torch zip archive or pickle)",
-                          "give a .pt2 program (torch.export.save) or a state dict saved with torch.save")
+        raise input_error(
+            path,
+            None,
+            "corrupt or not a model file (not a torch zip archive or pickle)",
+            "give a .pt2 program (torch.export.save) or a state dict saved with torch.save",
+        )
     if kind == "torchscript":
-        raise input_error(path, None, "is a TorchScript archive (torch.jit); hooks and the graph walk "
-                          "cannot explain it", _EXPORT_FIX)
+        raise input_error(
+            path,
+            None,
+            "is a TorchScript archive (torch.jit); hooks and the graph walk cannot explain it",
+            _EXPORT_FIX,
+        )
     if kind == "export" or (path.suffix == ".pt2" and kind == "other"):
         try:
             return torch.export.load(str(path))
         except Exception as err:
-            raise input_error(path, None, f"cannot be read as a torch.export program ({type(err).__name__}"
-                              f": {_short(err)})", "re-export it with torch.export.save") from err
+            raise input_error(
+                path,
+                None,
+                f"cannot be read as a torch.export program ({type(err).__name__}: {_short(err)})",
+                "re-export it with torch.export.save",
+            ) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights_only" not in str(err) and "Unsupported global" not in str(err):
-            raise input_error(path, None, f"corrupt or not a torch file ({_short(err)})",
-                              "give a .pt2 program or a state dict saved with torch.save") from err
+            raise input_error(
+                path,
+                None,
+                f"corrupt or not a torch file ({_short(err)})",
+                "give a .pt2 program or a state dict saved with torch.save",
+            ) from err
         if not trust_pickle:
-            raise input_error(path, None, "holds pickled Python objects (a full module), which run code "
-                              "when loaded", "set trust_pickle: true if you trust this file, or "
-                              + _EXPORT_FIX) from err
+            raise input_error(
+                path,
+                None,
+                "holds pickled Python objects (a full module), which run code when loaded",
+                "set trust_pickle: true if you trust this file, or " + _EXPORT_FIX,
+            ) from err
         obj = _load_trusted(path)
     except Exception as err:
-        raise input_error(path, None, f"corrupt or not a torch file ({type(err).__name__}: "
-                          f"{_short(err)})", "give a .pt2 program or a state dict saved with torch.save"
-                          ) from err
+        raise input_error(
+            path,
+            None,
+            f"corrupt or not a torch file ({type(err).__name__}: {_short(err)})",
+            "give a .pt2 program or a state dict saved with torch.save",
+        ) from err
     if isinstance(obj, nn.Module):
         return obj.eval()
     if isinstance(obj, torch.jit.ScriptModule):
         raise input_error(path, None, "is a TorchScript module", _EXPORT_FIX)
     state = _state_dict_of(obj)
     if state is None:
-        raise input_error(path, None, f"holds a {type(obj).__name__}, neither a state dict nor a module",
-                          "save model.state_dict() or export the model with torch.export")
+        raise input_error(
+            path,
+            None,
+            f"holds a {type(obj).__name__}, neither a state dict nor a module",
+            "save model.state_dict() or export the model with torch.export",
+        )
     return _load_state(path, state, builder, builder_kwargs)
 
 
@@ -191,8 +255,12 @@ def _load_trusted(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise input_error(path, None, f"cannot unpickle ({type(err).__name__}: {_short(err)})",
-                          "make the model's classes importable, or " + _EXPORT_FIX) from err
+        raise input_error(
+            path,
+            None,
+            f"cannot unpickle ({type(err).__name__}: {_short(err)})",
+            "make the model's classes importable, or " + _EXPORT_FIX,
+        ) from err
 
 
 def _short(err, n=200):
@@ -220,7 +288,9 @@ def _expected_input(model):
             val = node.meta.get("val")
             if val is None:
                 return None
-            return tuple(int(d) if isinstance(d, int) or str(d).isdigit() else None for d in val.shape)
+            return tuple(
+                int(d) if isinstance(d, int) or str(d).isdigit() else None for d in val.shape
+            )
     return None
 
 
@@ -255,20 +325,32 @@ def check_model(model, length, channels=4, name="model"):
         if (expected[1] is not None and expected[1] != channels) or (
             expected[2] is not None and expected[2] != length
         ):
-            raise input_error(name, None, f"input shape mismatch: the program expects (N, {want[1]}, "
-                              f"{want[2]}), the config gives (N, {channels}, {length})",
-                              f"set length: {want[2]} (and the alphabet of {want[1]} letters) or "
-                              "re-export the model for this length")
+            raise input_error(
+                name,
+                None,
+                f"input shape mismatch: the program expects (N, {want[1]}, "
+                f"{want[2]}), the config gives (N, {channels}, {length})",
+                f"set length: {want[2]} (and the alphabet of {want[1]} letters) or "
+                "re-export the model for this length",
+            )
     own = getattr(model, "length", None) or getattr(model, "input_length", None)
     if isinstance(own, int) and own != length:
-        raise input_error(name, None, f"input length mismatch: the model expects (N, {channels}, {own}) "
-                          f"(its length attribute), the config gives (N, {channels}, {length})",
-                          f"set length: {own}")
+        raise input_error(
+            name,
+            None,
+            f"input length mismatch: the model expects (N, {channels}, {own}) "
+            f"(its length attribute), the config gives (N, {channels}, {length})",
+            f"set length: {own}",
+        )
     conv_name, conv = _first_conv(model)
     if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and conv.in_channels != channels:
-        raise input_error(name, None, f"input channel mismatch: first layer {conv_name} expects "
-                          f"{conv.in_channels} channels, got {channels}",
-                          "give a DNA model with 4 input channels (one-hot ACGT)")
+        raise input_error(
+            name,
+            None,
+            f"input channel mismatch: first layer {conv_name} expects "
+            f"{conv.in_channels} channels, got {channels}",
+            "give a DNA model with 4 input channels (one-hot ACGT)",
+        )
     gen = torch.Generator().manual_seed(0)
     idx = torch.randint(0, channels, (2, length), generator=gen)
     x = torch.nn.functional.one_hot(idx, channels).permute(0, 2, 1).float()
@@ -276,19 +358,35 @@ def check_model(model, length, channels=4, name="model"):
         with torch.no_grad():
             out = model_outputs(model, x)
     except Exception as err:
-        raise input_error(name, None, f"the model fails on input of shape {got} (expected input "
-                          f"{'(N, %s, %s)' % expected[1:] if expected else 'unknown'}, got {got}): "
-                          f"{type(err).__name__}: {_short(err)}",
-                          "set length to the model's input length and check the model") from err
+        raise input_error(
+            name,
+            None,
+            f"the model fails on input of shape {got} (expected input "
+            f"{'(N, {}, {})'.format(*expected[1:]) if expected else 'unknown'}, got {got}): "
+            f"{type(err).__name__}: {_short(err)}",
+            "set length to the model's input length and check the model",
+        ) from err
     tensors = _tensors(out)
     if not tensors:
-        raise input_error(name, None, f"the model returned {type(out).__name__}, not tensors",
-                          "return a tensor (N, outputs) or a tuple of tensors")
+        raise input_error(
+            name,
+            None,
+            f"the model returned {type(out).__name__}, not tensors",
+            "return a tensor (N, outputs) or a tuple of tensors",
+        )
     for k, t in enumerate(tensors):
         if t.ndim == 0 or t.shape[0] != 2:
-            raise input_error(name, f"output {k}", f"shape {tuple(t.shape)} has no batch dimension of "
-                              "size 2 for a batch of 2", "return outputs of shape (N, ...)")
+            raise input_error(
+                name,
+                f"output {k}",
+                f"shape {tuple(t.shape)} has no batch dimension of size 2 for a batch of 2",
+                "return outputs of shape (N, ...)",
+            )
         if t.is_floating_point() and not torch.isfinite(t).all():
-            raise input_error(name, f"output {k}", "NaN or inf for random one-hot input",
-                              "check the weights (a failed training?) and the input length")
+            raise input_error(
+                name,
+                f"output {k}",
+                "NaN or inf for random one-hot input",
+                "check the weights (a failed training?) and the input length",
+            )
     return [tuple(t.shape) for t in tensors]

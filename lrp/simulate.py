@@ -15,7 +15,6 @@ shares its strand). Same seed -> same bytes.
 import itertools
 import json
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,14 @@ log = logging.getLogger("plrp")
 ALPHABET = "ACGT"
 #: human (hg38, non-N) dinucleotide frequencies in percent, rows = first base, columns = second, ACGT.
 #: Strand-symmetric (AC = GT, ...). Implied GC 41.0%, CpG observed/expected 0.24.
-HUMAN_DINUCLEOTIDE = np.array([
-    [9.7, 5.0, 7.0, 7.6],
-    [7.3, 5.2, 1.0, 7.0],
-    [5.9, 4.3, 5.2, 5.0],
-    [6.5, 5.9, 7.3, 9.7],
-])
+HUMAN_DINUCLEOTIDE = np.array(
+    [
+        [9.7, 5.0, 7.0, 7.6],
+        [7.3, 5.2, 1.0, 7.0],
+        [5.9, 4.3, 5.2, 5.0],
+        [6.5, 5.9, 7.3, 9.7],
+    ]
+)
 #: GC tilts of the isochore-like segments: weight on C and G in the transition probabilities
 #: (0.8 -> about 36% GC, 1.0 -> 41%, 1.25 -> 46%)
 ISOCHORE_GC_WEIGHTS = (0.8, 1.0, 1.25)
@@ -136,6 +137,7 @@ def plant(codes, chrom, motifs, pwms, units, rng, density, min_score):
 
     ``density`` is the mean number of sites per kb; clusters hold 1 + Poisson(1) units.
     """
+
     def unit_width(u):
         return motifs[u[1]].shape[1] + (u[3] + motifs[u[2]].shape[1] if u[0] == "pair" else 0)
 
@@ -163,16 +165,24 @@ def plant(codes, chrom, motifs, pwms, units, rng, density, min_score):
                 w = len(site)
                 if strand == "+":
                     start = pos + off
-                    codes[start:start + w] = site
+                    codes[start : start + w] = site
                 else:  # the whole unit is reverse-complemented: offsets count from its right end
                     start = pos + width - off - w
-                    codes[start:start + w] = 3 - site[::-1]
-                sites.append((chrom, start, start + w, tf, int(round(1000 * score)), strand))
+                    codes[start : start + w] = 3 - site[::-1]
+                sites.append((chrom, start, start + w, tf, round(1000 * score), strand))
             pos += width + int(rng.integers(10, 101))
 
 
-def simulate(seed=0, chrom_lengths=DEFAULT_LENGTHS, tfs=DEFAULT_TFS, pairs=DEFAULT_PAIRS, density=0.5,
-             release="JASPAR2026", isochores=True, min_score=0.9):
+def simulate(
+    seed=0,
+    chrom_lengths=DEFAULT_LENGTHS,
+    tfs=DEFAULT_TFS,
+    pairs=DEFAULT_PAIRS,
+    density=1.0,
+    release="JASPAR2026",
+    isochores=True,
+    min_score=0.9,
+):
     """Simulate a genome -> dict with ``genome`` {chrom: str}, ``sites`` (sorted BED6 tuples),
     ``motifs`` {TF: (4, w) PFM}, ``ids`` {TF: matrix ID}, ``segments`` {chrom: [(start, end, gc_weight)]}.
 
@@ -183,13 +193,21 @@ def simulate(seed=0, chrom_lengths=DEFAULT_LENGTHS, tfs=DEFAULT_TFS, pairs=DEFAU
     if density <= 0:
         raise input_error("simulate", "density", f"{density} sites/kb", "give a positive density")
     if not chrom_lengths or min(chrom_lengths) < 4 * MARGIN:
-        raise input_error("simulate", "chrom-lengths", f"{chrom_lengths}",
-                          f"give chromosome lengths of at least {4 * MARGIN} bp")
+        raise input_error(
+            "simulate",
+            "chrom-lengths",
+            f"{chrom_lengths}",
+            f"give chromosome lengths of at least {4 * MARGIN} bp",
+        )
     queries = list(dict.fromkeys(list(tfs) + [t for p in pairs for t in p[:2]]))
     motifs, ids = select_motifs(release=release, names=queries)
     if len(set(ids.values())) != len(ids):
-        raise input_error("simulate", "tfs", f"the same JASPAR matrix twice ({', '.join(queries)})",
-                          "list each TF once")
+        raise input_error(
+            "simulate",
+            "tfs",
+            f"the same JASPAR matrix twice ({', '.join(queries)})",
+            "list each TF once",
+        )
     names = list(motifs)
     by_query = dict(zip(queries, names))
     singles = [by_query[t] for t in dict.fromkeys(tfs)]
@@ -209,8 +227,14 @@ def simulate(seed=0, chrom_lengths=DEFAULT_LENGTHS, tfs=DEFAULT_TFS, pairs=DEFAU
         sites += plant(codes, chrom, motifs, pwms, units, rng, density, min_score)
         genome[chrom] = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)[codes].tobytes().decode()
     sites.sort(key=lambda s: (s[0], s[1], s[2]))
-    return {"genome": genome, "sites": sites, "motifs": motifs, "ids": ids, "segments": segments,
-            "pairs": pairs}
+    return {
+        "genome": genome,
+        "sites": sites,
+        "motifs": motifs,
+        "ids": ids,
+        "segments": segments,
+        "pairs": pairs,
+    }
 
 
 def write_fasta(path, genome, width=60):
@@ -218,7 +242,7 @@ def write_fasta(path, genome, width=60):
     with atomic_open(path) as handle:
         for name, seq in genome.items():
             handle.write(f">{name}\n")
-            handle.write("\n".join(seq[i:i + width] for i in range(0, len(seq), width)))
+            handle.write("\n".join(seq[i : i + width] for i in range(0, len(seq), width)))
             handle.write("\n")
 
 
@@ -253,15 +277,18 @@ def simulate_to(out_dir, **kwargs):
     counts = {t: 0 for t in result["motifs"]}
     for s in result["sites"]:
         counts[s[3]] += 1
-    paired = sum(1 for a, b in zip(result["sites"], result["sites"][1:])
-                 if a[0] == b[0] and any({a[3], b[3]} == {p, q} and b[1] - a[2] == g
-                                         for p, q, g in result["pairs"]))
+    paired = sum(
+        1
+        for a, b in zip(result["sites"], result["sites"][1:])
+        if a[0] == b[0]
+        and any({a[3], b[3]} == {p, q} and b[1] - a[2] == g for p, q, g in result["pairs"])
+    )
     meta = {
         "seed": kwargs.get("seed", 0),
         "chrom_lengths": {c: len(s) for c, s in result["genome"].items()},
         "tfs": result["ids"],
         "pairs": [{"first": a, "second": b, "gap": g} for a, b, g in result["pairs"]],
-        "density_per_kb": kwargs.get("density", 0.5),
+        "density_per_kb": kwargs.get("density", 1.0),
         "sites_per_tf": counts,
         "pairs_planted": paired,
         "isochores": {c: [list(x) for x in segs] for c, segs in result["segments"].items()},
@@ -270,38 +297,76 @@ def simulate_to(out_dir, **kwargs):
     with atomic_open(out / "simulation.json") as handle:
         json.dump(meta, handle, indent=1)
         handle.write("\n")
-    log.info("simulated %d bp on %d chromosomes, GC %.3f, CpG o/e %.2f; sites: %s", meta["length"],
-             len(result["genome"]), meta["gc"], meta["cpg_obs_exp"],
-             ", ".join(f"{t} {n}" for t, n in counts.items()))
+    log.info(
+        "simulated %d bp on %d chromosomes, GC %.3f, CpG o/e %.2f; sites: %s",
+        meta["length"],
+        len(result["genome"]),
+        meta["gc"],
+        meta["cpg_obs_exp"],
+        ", ".join(f"{t} {n}" for t, n in counts.items()),
+    )
     return result
 
 
 def _pair(text):
     parts = text.rsplit(",", 2)
     if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
-        raise input_error("simulate", f"--pairs {text}", "not FIRST,SECOND,GAP",
-                          "write e.g. TAL1::TCF3,GATA1,7")
+        raise input_error(
+            "simulate", f"--pairs {text}", "not FIRST,SECOND,GAP", "write e.g. TAL1::TCF3,GATA1,7"
+        )
     return parts[0].strip(), parts[1].strip(), int(parts[2])
 
 
 def simulate_arguments(parser):
-    parser.add_argument("--out-dir", required=True, help="directory for genome.fa, known_sites.bed, ...")
+    parser.add_argument(
+        "--out-dir", required=True, help="directory for genome.fa, known_sites.bed, ..."
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same bytes)")
-    parser.add_argument("--chrom-lengths", type=int, nargs="+", default=list(DEFAULT_LENGTHS),
-                        help="chromosome lengths in bp (default 4 x 300000)")
-    parser.add_argument("--tfs", nargs="+", default=list(DEFAULT_TFS),
-                        help="JASPAR TF names or matrix IDs planted as single sites")
-    parser.add_argument("--pairs", nargs="*", default=[",".join(map(str, p)) for p in DEFAULT_PAIRS],
-                        help="fixed-gap pairs FIRST,SECOND,GAP (default TAL1::TCF3,GATA1,7); none to omit")
-    parser.add_argument("--density", type=float, default=0.5, help="mean planted sites per kb")
+    parser.add_argument(
+        "--chrom-lengths",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_LENGTHS),
+        help="chromosome lengths in bp (default 4 x 300000)",
+    )
+    parser.add_argument(
+        "--tfs",
+        nargs="+",
+        default=list(DEFAULT_TFS),
+        help="JASPAR TF names or matrix IDs planted as single sites",
+    )
+    parser.add_argument(
+        "--pairs",
+        nargs="*",
+        default=[",".join(map(str, p)) for p in DEFAULT_PAIRS],
+        help="fixed-gap pairs FIRST,SECOND,GAP (default TAL1::TCF3,GATA1,7); none to omit",
+    )
+    parser.add_argument(
+        "--density",
+        type=float,
+        default=1.0,
+        help="mean planted sites per kb (clustered: most 1 kb windows still hold none)",
+    )
     parser.add_argument("--release", default="JASPAR2026", help="JASPAR release in pyjaspar")
-    parser.add_argument("--min-score", type=float, default=0.9,
-                        help="minimum relative PWM score of a sampled site (0-1)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=0.9,
+        help="minimum relative PWM score of a sampled site (0-1)",
+    )
     parser.add_argument("--no-isochores", action="store_true", help="one GC level everywhere")
 
 
 def simulate_main(args):
     pairs = [_pair(p) for p in (args.pairs or [])]
-    simulate_to(args.out_dir, seed=args.seed, chrom_lengths=args.chrom_lengths, tfs=args.tfs,
-                pairs=pairs, density=args.density, release=args.release,
-                isochores=not args.no_isochores, min_score=args.min_score)
+    simulate_to(
+        args.out_dir,
+        seed=args.seed,
+        chrom_lengths=args.chrom_lengths,
+        tfs=args.tfs,
+        pairs=pairs,
+        density=args.density,
+        release=args.release,
+        isochores=not args.no_isochores,
+        min_score=args.min_score,
+    )

@@ -30,7 +30,7 @@ def test_name_matched_within_taxon():
     # JASPAR's "crp" is a fly protein (MA2303.1, insects): not found among vertebrates, found among insects
     with pytest.raises(PlrpError, match=r"no matrix named 'crp'.*MA2303\.1 \(insects\)"):
         select_motifs(names=["crp"])
-    motifs, ids = select_motifs(tax_group="insects", names=["crp"])
+    _motifs, ids = select_motifs(tax_group="insects", names=["crp"])
     assert ids == {"crp": "MA2303.1"}
     # case-insensitive within the taxon: the mouse matrix name
     _, ids = select_motifs(names=["NRF1"])
@@ -112,12 +112,22 @@ def test_read_user_meme(tmp_path):
     "text, message",
     [
         ("MEME version 4\n\nALPHABET= ACGT\n", r"no motif in this file"),
-        ("MOTIF m1 TF1\nletter-probability matrix: alength= 4 w= 2\n0.2 0.2 0.2 0.2\n1 0 0 0\n",
-         r"motif m1 \(TF1\): not a letter-probability matrix: row 1 sums to 0.8"),
-        ("MOTIF m2\nletter-probability matrix: alength= 4 w= 1\n10 3 4 5\n", r"motif m2: .*sums to 22"),
-        ("MOTIF m3\nletter-probability matrix: alength= 4 w= 3\n0.25 0.25 0.25 0.25\n",
-         r"motif m3: 1 matrix rows, expected 3"),
-        ("MOTIF m4\nletter-probability matrix: alength= 4 w= 1\n0.5 0.5 0\n", r"motif m4: row 1 has 3"),
+        (
+            "MOTIF m1 TF1\nletter-probability matrix: alength= 4 w= 2\n0.2 0.2 0.2 0.2\n1 0 0 0\n",
+            r"motif m1 \(TF1\): not a letter-probability matrix: row 1 sums to 0.8",
+        ),
+        (
+            "MOTIF m2\nletter-probability matrix: alength= 4 w= 1\n10 3 4 5\n",
+            r"motif m2: .*sums to 22",
+        ),
+        (
+            "MOTIF m3\nletter-probability matrix: alength= 4 w= 3\n0.25 0.25 0.25 0.25\n",
+            r"motif m3: 1 matrix rows, expected 3",
+        ),
+        (
+            "MOTIF m4\nletter-probability matrix: alength= 4 w= 1\n0.5 0.5 0\n",
+            r"motif m4: row 1 has 3",
+        ),
         ("ALPHABET= ACDEFGHIKLMNPQRSTVWY\nMOTIF p\n", r"not DNA"),
     ],
 )
@@ -137,8 +147,20 @@ def test_read_meme_missing(tmp_path):
 
 def test_cli_jaspar_meme(tmp_path, capsys):
     out = tmp_path / "db.meme"
-    argv = ["jaspar-meme", "--release", "JASPAR2026", "--collection", "CORE", "--tax-group",
-            "vertebrates", "--names", "CTCF", "SPI1", "--out", str(out)]
+    argv = [
+        "jaspar-meme",
+        "--release",
+        "JASPAR2026",
+        "--collection",
+        "CORE",
+        "--tax-group",
+        "vertebrates",
+        "--names",
+        "CTCF",
+        "SPI1",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert list(read_meme(out)) == ["CTCF", "Spi1"]
     assert main(["jaspar-meme", "--names", "NOSUCHTF", "--out", str(tmp_path / "x.meme")]) == 1

@@ -55,7 +55,9 @@ def test_pt2_and_state_dict_agree(files):
 
 def test_builder_from_file_and_checkpoint_dict(files):
     d, model = files
-    net = load_model(d / "checkpoint.pth", builder=f"{d / 'builder.py'}:make", builder_kwargs=KWARGS)
+    net = load_model(
+        d / "checkpoint.pth", builder=f"{d / 'builder.py'}:make", builder_kwargs=KWARGS
+    )
     x = x_batch()
     with torch.no_grad():
         assert torch.equal(net(x), model(x))
@@ -66,8 +68,11 @@ def test_state_dict_errors(files):
     with pytest.raises(PlrpError, match=r"state dict.*no builder.*Fix: set builder"):
         load_model(d / "state.pt")
     with pytest.raises(PlrpError, match=r"shape mismatch: head.weight \(3, 8\) vs model \(4, 8\)"):
-        load_model(d / "state.pt", builder="lrp.demo_model:build_model",
-                   builder_kwargs={**KWARGS, "n_tasks": 4})
+        load_model(
+            d / "state.pt",
+            builder="lrp.demo_model:build_model",
+            builder_kwargs={**KWARGS, "n_tasks": 4},
+        )
 
     def extra(**kw):
         model = build_model(**kw)
@@ -98,7 +103,9 @@ def test_pickled_module_needs_trust(files):
     with pytest.raises(PlrpError) as err:
         load_model(d / "full.pt")
     msg = str(err.value)
-    assert msg.startswith(str(d / "full.pt")) and "trust_pickle: true" in msg and "torch.export" in msg
+    assert (
+        msg.startswith(str(d / "full.pt")) and "trust_pickle: true" in msg and "torch.export" in msg
+    )
     net = load_model(d / "full.pt", trust_pickle=True)
     x = x_batch()
     with torch.no_grad():
@@ -107,8 +114,11 @@ def test_pickled_module_needs_trust(files):
 
 def test_torchscript_refused(files):
     d, _ = files
-    with pytest.raises(PlrpError, match=r"TorchScript.*Fix: export the model with torch.export.*"
-                                        r"state dict and give a builder"):
+    with pytest.raises(
+        PlrpError,
+        match=r"TorchScript.*Fix: export the model with torch.export.*"
+        r"state dict and give a builder",
+    ):
         load_model(d / "scripted.pt")
 
 
@@ -148,7 +158,9 @@ def test_check_model_shape_and_nan(files):
             return self.fc(self.conv(x).flatten(1))
 
     check_model(Flat(), LENGTH)
-    with pytest.raises(PlrpError, match=r"fails on input of shape \(2, 4, 120\).*got \(2, 4, 120\)"):
+    with pytest.raises(
+        PlrpError, match=r"fails on input of shape \(2, 4, 120\).*got \(2, 4, 120\)"
+    ):
         check_model(Flat(), 120)
     bad = Flat()
     with torch.no_grad():

