@@ -6,18 +6,22 @@ rows), ``target`` ``(n,)`` (the explained scalar), ``layer_gini`` ``(n, n_layers
 relevance at each linear layer's input; empty for gradient methods) and ``layer_names``.
 """
 
+import contextlib
 import json
 import logging
+import shutil
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from lrp.atomic import atomic_path
 from lrp.errors import PlrpError
-from lrp.explain import Explainer
+
+# torch (and lrp.explain, which imports it) are imported inside the functions that explain: `plrp gather`
+# never needs them (~150 MiB of RSS).
 
 log = logging.getLogger("plrp")
 BASES = "ACGT"
@@ -62,6 +66,11 @@ def attribute_regions(
     Returns a dict of numpy arrays: relevance, hypothetical (N, 4, L) float32 in ACGT order, target (N,),
     layer_gini (N, n_layers), layer_names.
     """
+    import torch
+    from tqdm.auto import tqdm
+
+    from lrp.explain import Explainer
+
     params = dict(params or {})
     torch.manual_seed(seed)
     order = alphabet_order(alphabet)
@@ -153,19 +162,27 @@ def _json(text, flag):
 def attribute_main(args):
     from lrp.genome import fetch_one_hot, open_fasta
     from lrp.model_io import check_model, load_model
-    from lrp.regions import read_regions
+    from lrp.regions import count_regions, read_regions
 
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
-    regions = read_regions(args.regions)
-    size = args.shard_size or len(regions)
-    start, stop = args.shard * size, min((args.shard + 1) * size, len(regions))
-    if start >= len(regions) and len(regions):
+    if args.shard_size:  # only this shard's rows are parsed
+        size = args.shard_size
+        start = args.shard * size
+        rows = read_regions(args.regions, rows=(start, start + size))
+        n_regions = start + len(rows) if len(rows) else count_regions(args.regions)
+    else:
+        rows = read_regions(args.regions)
+        size = n_regions = len(rows)
+        start = args.shard * size
+        rows = rows.iloc[start : start + size]
+    stop = start + len(rows)
+    if start >= n_regions and n_regions:
         raise PlrpError(
-            f"{args.regions}: shard {args.shard} is empty ({len(regions)} regions, shard size "
-            f"{size})"
+            f"{args.regions}: shard {args.shard} is empty ({n_regions} regions, shard size {size})"
         )
-    rows = regions.iloc[start:stop]
     widths = (rows["end"] - rows["start"]).unique()
     if len(widths) and (len(widths) > 1 or widths[0] != args.length):
         raise PlrpError(
@@ -214,63 +231,163 @@ def gather_arguments(parser):
     )
 
 
-def _open_npy(path, shape, dtype, stack):
-    from numpy.lib.format import open_memmap
+COPY_BYTES = 8 << 20  # chunk of the streamed copies into relevance.npz
+GATHERED = {"relevance": np.float32, "hypothetical": np.float32, "ohe": np.int8}
 
-    tmp = stack.enter_context(atomic_path(path))
-    return open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+
+class _RowFile:
+    """A ``.npy`` of shape ``(n, *row_shape)`` written row range by row range with ordinary file writes at
+    each range's byte offset (no memory map, so nothing written counts in this process's RSS)."""
+
+    def __init__(self, handle, n, row_shape, dtype):
+        self.handle, self.dtype = handle, np.dtype(dtype)
+        self.shape = (int(n),) + tuple(int(k) for k in row_shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
+        header["shape"] = self.shape
+        handle.seek(0)
+        handle.truncate()
+        try:
+            np.lib.format.write_array_header_1_0(handle, header)
+        except ValueError:  # header too long for format 1.0 (never for these shapes)
+            np.lib.format.write_array_header_2_0(handle, header)
+        self.offset = handle.tell()
+        handle.truncate(self.offset + self.shape[0] * self.row_bytes)  # a sparse file of zeros
+
+    def write_rows(self, index, rows):
+        """Write ``rows`` (``(k, *row_shape)``) at region rows ``index`` (one write per consecutive run)."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:]:
+            raise ValueError(f"rows of shape {rows.shape[1:]}, expected {self.shape[1:]}")
+        if not self.row_bytes:  # e.g. layer_gini of a gradient method: (n, 0)
+            return
+        cut = np.flatnonzero(np.diff(index) != 1) + 1
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, index.size].tolist()):
+            self.handle.seek(self.offset + int(index[a]) * self.row_bytes)
+            self.handle.write(memoryview(rows[a:b]).cast("B"))
+
+
+def _copy_member(zf, name, handle):
+    """Stream ``handle`` (a whole ``.npy``, from its start) into ``name`` of the zip, in chunks."""
+    handle.flush()
+    handle.seek(0)
+    with zf.open(name, "w", force_zip64=True) as member:
+        shutil.copyfileobj(handle, member, COPY_BYTES)
+
+
+def _npy_member(zf, name, array):
+    """Write a small array as ``name`` of the zip."""
+    with zf.open(name, "w", force_zip64=True) as member:
+        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _arange_member(zf, name, n):
+    """``np.arange(n, dtype=int64)`` as ``name`` of the zip, streamed in chunks."""
+    step = COPY_BYTES // 8
+    with zf.open(name, "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<i8", "fortran_order": False, "shape": (int(n),)}
+        )
+        for lo in range(0, n, step):
+            member.write(np.arange(lo, min(lo + step, n), dtype="<i8").tobytes())
+
+
+def _shard_index(path, n, regions):
+    """Region rows of a shard, checked against the table's ``n`` regions."""
+    try:
+        with np.load(path) as shard:
+            idx = np.asarray(shard["index"], dtype=np.int64).reshape(-1)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise PlrpError(
+            f"{path}: not an attribution shard ({err}). Fix: rerun plrp attribute for it"
+        ) from None
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise PlrpError(
+            f"{path}: region index out of range for {regions} ({n} regions)."
+            " Fix: rerun the attribution after changing the regions"
+        )
+    return idx
 
 
 def gather_main(args):
-    import contextlib
+    """Write the shards' rows in region order into ``relevance.npy``, ``hypothetical.npy``, ``ohe.npy`` and
+    ``relevance.npz`` (those three plus index, target, layer_gini, layer_names), all atomically.
 
-    from lrp.regions import read_regions
+    Memory is set by one shard, not by the genome: each shard's rows go to their byte offset in the ``.npy``
+    files with ordinary writes (small per-region arrays to anonymous temporary files beside them), and the
+    npz is built by streaming those files into an uncompressed (Zip64) archive.
+    """
+    from lrp.regions import count_regions
 
-    n = len(read_regions(args.regions))
-    shards = sorted(
-        args.shards, key=lambda p: int(np.load(p)["index"][0]) if np.load(p)["index"].size else -1
-    )
-    seen = np.zeros(n, dtype=np.int64)
-    first = np.load(shards[0])
-    length = first["relevance"].shape[2]
-    out = Path(args.out_dir)
-    small = {"index": [], "target": [], "layer_gini": []}
-    with contextlib.ExitStack() as stack:
-        arrays = {
-            k: _open_npy(
-                out / f"{k}.npy", (n, 4, length), np.int8 if k == "ohe" else np.float32, stack
+    n = count_regions(args.regions)
+    first = {}  # shard -> its first region row (shards are written in that order)
+    seen = np.zeros(n, dtype=bool)  # 1 byte per region: the only per-genome array held
+    for path in args.shards:
+        idx = _shard_index(path, n, args.regions)
+        srt = np.sort(idx)
+        again = np.union1d(srt[1:][srt[1:] == srt[:-1]], idx[seen[idx]])
+        if again.size:
+            raise PlrpError(
+                f"{path}: region rows given more than once (e.g. rows {again[:5].tolist()})."
+                " Fix: give each shard once, all from one region table"
             )
-            for k in ("relevance", "hypothetical", "ohe")
-        }
+        seen[idx] = True
+        first[path] = int(srt[0]) if srt.size else -1
+    if not seen.all():
+        missing = np.flatnonzero(~seen)[:5].tolist()
+        raise PlrpError(
+            f"shards do not cover every region exactly once (missing e.g. rows {missing})."
+            " Fix: rerun the missing shards"
+        )
+    del seen
+    shards = sorted(args.shards, key=first.get)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        files, names, length = {}, None, None
         for path in shards:
             with np.load(path) as shard:
-                idx = shard["index"]
-                if idx.size and (idx.min() < 0 or idx.max() >= n):
+                idx = np.asarray(shard["index"], dtype=np.int64).reshape(-1)
+                rel = shard["relevance"]
+                if (
+                    rel.ndim != 3
+                    or rel.shape[1] != 4
+                    or (length is not None and rel.shape[2] != length)
+                ):
                     raise PlrpError(
-                        f"{path}: region index out of range for {args.regions} ({n} regions)."
-                        " Fix: rerun the attribution after changing the regions"
+                        f"{path}: relevance of shape {rel.shape}, expected (n, 4, "
+                        f"{length or 'L'}). Fix: rerun the attribution of every shard with one model"
                     )
-                seen[idx] += 1
-                for key, array in arrays.items():
-                    array[idx] = shard[key]
-                for key, parts in small.items():
-                    parts.append(shard[key])
-                names = shard["layer_names"]
-        if (seen != 1).any():
-            missing = np.flatnonzero(seen == 0)[:5].tolist()
-            raise PlrpError(
-                f"shards do not cover every region exactly once (missing e.g. rows {missing})."
-                " Fix: rerun the missing shards"
-            )
-        for array in arrays.values():
-            array.flush()
-        order = np.argsort(np.concatenate(small["index"]))
-        with atomic_path(out / "relevance.npz") as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                **arrays,
-                index=np.concatenate(small["index"])[order],
-                target=np.concatenate(small["target"])[order],
-                layer_gini=np.concatenate(small["layer_gini"])[order],
-                layer_names=names,
-            )
+                if not files:
+                    length = rel.shape[2]
+                    names = shard["layer_names"]
+                    for key, dtype in GATHERED.items():
+                        tmp = stack.enter_context(atomic_path(out / f"{key}.npy"))
+                        handle = stack.enter_context(open(tmp, "w+b"))
+                        files[key] = _RowFile(handle, n, (4, length), dtype)
+                    for key, row_shape in (("target", ()), ("layer_gini", (len(names),))):
+                        handle = stack.enter_context(tempfile.TemporaryFile(dir=out))
+                        files[key] = _RowFile(handle, n, row_shape, np.float32)
+                if list(shard["layer_names"]) != list(names):
+                    raise PlrpError(
+                        f"{path}: layers {list(shard['layer_names'])} differ from {list(names)}."
+                        " Fix: rerun the attribution of every shard with one model and method"
+                    )
+                if idx.size:
+                    for key, rowfile in files.items():
+                        try:
+                            rowfile.write_rows(idx, rel if key == "relevance" else shard[key])
+                        except (KeyError, ValueError) as err:
+                            raise PlrpError(
+                                f"{path}: {key}: {err}. Fix: rerun the attribution of this shard"
+                            ) from None
+                del rel
+        tmp = stack.enter_context(atomic_path(out / "relevance.npz"))
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key in GATHERED:
+                _copy_member(zf, f"{key}.npy", files[key].handle)
+            _arange_member(zf, "index.npy", n)
+            _copy_member(zf, "target.npy", files["target"].handle)
+            _copy_member(zf, "layer_gini.npy", files["layer_gini"].handle)
+            _npy_member(zf, "layer_names.npy", names)
+    log.info("gathered %d shards, %d regions -> %s", len(shards), n, out)

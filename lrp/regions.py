@@ -295,26 +295,75 @@ def write_regions(df, path):
         out.to_csv(handle, sep="\t", header=False, index=False)
 
 
-def read_regions(path):
-    """Read a region table -> DataFrame (chrom, start, end, name, score, strand), index = region index."""
+def read_regions(path, rows=None, coords_only=False):
+    """Read a region table -> DataFrame (chrom, start, end, name, score, strand), index = region index.
+
+    ``rows=(start, stop)`` reads only rows ``[start, stop)`` (the index keeps the region numbers), e.g. one
+    shard. ``coords_only`` reads only chrom (categorical), start and end: what stitching needs, a fraction of
+    the memory of the whole table.
+    """
+    skip, nrows = 0, None
+    if rows is not None:
+        skip, stop = int(rows[0]), int(rows[1])
+        nrows = max(stop - skip, 0)
+    if coords_only:
+        names, usecols = BED_COLUMNS[:3], [0, 1, 2]
+        dtype = {"chrom": "category", "start": np.int64, "end": np.int64}
+    else:
+        names, usecols = BED_COLUMNS, None
+        dtype = {"chrom": str, "start": np.int64, "end": np.int64, "name": str, "strand": str}
+    empty = pd.DataFrame({c: pd.Series(dtype=dtype.get(c, float)) for c in names})
     try:
-        df = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            names=BED_COLUMNS,
-            dtype={"chrom": str, "start": np.int64, "end": np.int64, "name": str, "strand": str},
-            keep_default_na=False,
-        )
+        if nrows == 0:
+            if not Path(path).is_file():
+                raise FileNotFoundError(path)
+            df = empty
+        else:
+            df = pd.read_csv(
+                path,
+                sep="\t",
+                header=None,
+                names=names,
+                usecols=usecols,
+                dtype=dtype,
+                keep_default_na=False,
+                skiprows=skip,
+                nrows=nrows,
+            )
     except FileNotFoundError:
         raise input_error(
             path, None, "region table not found", "run `plrp regions` first"
         ) from None
+    except pd.errors.EmptyDataError:  # rows past the end (an empty table keeps the error)
+        if not skip:
+            raise input_error(path, None, "no regions", "rerun `plrp regions`") from None
+        df = empty
     except (ValueError, pd.errors.ParserError) as err:
         raise input_error(
             path, None, f"not a BED6 region table ({err})", "rerun `plrp regions`"
         ) from err
+    if skip:
+        df.index = pd.RangeIndex(skip, skip + len(df))
     return df
+
+
+def count_regions(path, chunk=1 << 22):
+    """Number of regions (non-empty lines) of a region table, counted in chunks without parsing it."""
+    lines, blank, prev = 0, 0, b"\n"  # a leading newline is an empty line
+    try:
+        with open(path, "rb") as handle:
+            while data := handle.read(chunk):
+                newline = np.frombuffer(prev + data, np.uint8) == ord("\n")
+                lines += int(newline[1:].sum())
+                blank += int((newline[1:] & newline[:-1]).sum())
+                prev = data[-1:]
+    except FileNotFoundError:
+        raise input_error(
+            path, None, "region table not found", "run `plrp regions` first"
+        ) from None
+    if prev != b"\n":  # last line without a newline
+        lines += 1
+    return lines - blank
 
 
 def n_shards(n_regions, shard_size):

@@ -10,6 +10,7 @@ from test_genome import write_fasta
 from lrp.cli import main
 from lrp.errors import PlrpError
 from lrp.regions import (
+    count_regions,
     n_shards,
     read_bed,
     read_regions,
@@ -189,6 +190,35 @@ def test_region_table_roundtrip(tmp_path):
     back = read_regions(tmp_path / "regions.bed")
     assert back[["chrom", "start", "end", "name"]].equals(df)
     assert list(back.index) == [0, 1]
+
+
+def test_region_table_partial_reads(tmp_path):
+    n = 11
+    df = pd.DataFrame({"chrom": ["chr1"] * 6 + ["chr2"] * 5, "start": np.arange(n) * 10})
+    df["end"], df["name"] = df["start"] + 10, [f"r{i}" for i in range(n)]
+    path = tmp_path / "regions.bed"
+    write_regions(df, path)
+    full = read_regions(path)
+    assert count_regions(path) == n
+    for lo, hi in [(0, 4), (4, 8), (8, 12), (10, 11), (11, 15), (20, 25), (3, 3)]:
+        part = read_regions(path, rows=(lo, hi))  # one shard: rows [lo, hi), index = region rows
+        if lo < n and hi > lo:
+            assert part.equals(full.iloc[lo:hi]), (lo, hi)
+        assert list(part.columns) == list(full.columns)
+        assert list(part.index) == list(range(lo, min(hi, n)))
+    coords = read_regions(path, coords_only=True)
+    assert list(coords.columns) == ["chrom", "start", "end"]
+    assert isinstance(coords["chrom"].dtype, pd.CategoricalDtype)
+    assert coords.astype({"chrom": str}).equals(full[["chrom", "start", "end"]])
+    # Blank lines and a last line without a newline are counted as read_regions reads them.
+    (tmp_path / "odd.bed").write_text("\nchr1\t0\t10\ta\t0\t.\n\n\nchr1\t10\t20\tb\t0\t.")
+    assert (
+        count_regions(tmp_path / "odd.bed", chunk=3) == len(read_regions(tmp_path / "odd.bed")) == 2
+    )
+    with pytest.raises(PlrpError, match="region table not found"):
+        count_regions(tmp_path / "missing.bed")
+    with pytest.raises(PlrpError, match="region table not found"):
+        read_regions(tmp_path / "missing.bed", rows=(0, 5))
 
 
 @pytest.mark.parametrize("n, size", [(0, 3), (1, 3), (9, 3), (10, 3), (10, 100), (7, 1)])

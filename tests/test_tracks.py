@@ -1,5 +1,6 @@
 """lrp.tracks: nearest-centre stitching, bigWig and bigBed written and read back for real."""
 
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -182,3 +183,56 @@ def test_bigbed_roundtrip(tmp_path):
     assert list(bb.records("chr10")) == [(5, 20, "CTCF", "1000", "+", "5", "20", "255,0,0")]
     assert "bed9" in bb.sql()
     bb.close()
+
+
+def test_runs_of_equal_values_are_one_interval(tmp_path):
+    """Sparse values (zeros) are written run-length encoded; every base reads back exactly."""
+    L = 50
+    sizes = {"chrZ": 30, "c1": 400, "empty": 77, "c2": 120}  # FASTA order, not sorted
+    starts = np.array([0, 25, 50, 75, 100, 150, 300, 350, 0, 50])
+    chroms = ["c1"] * 8 + ["c2"] * 2
+    regions = pd.DataFrame({"chrom": chroms, "start": starts, "end": starts + L})
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((len(regions), L)).astype(np.float32)
+    values[rng.random(values.shape) < 0.8] = 0.0
+    values[3, 10:20] = 2.5  # a run of a non-zero value
+    out = tmp_path / "sparse.bw"
+    write_bigwig(out, sizes, regions, values)
+    header, intervals = bigwig_intervals(out)
+    assert header == sizes and list(header) == list(sizes)  # every chromosome, FASTA order
+    assert intervals["chrZ"] == () and intervals["empty"] == ()
+    owner = nearest_centre_oracle(regions, sizes)
+    for chrom in ("c1", "c2"):
+        rows = owner[chrom]
+        x = np.flatnonzero(rows >= 0)
+        want = np.full(sizes[chrom], np.nan)
+        want[x] = values[rows[x], x - starts[rows[x]]]
+        got = read_bigwig_values(out, chrom, 0, sizes[chrom])
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+        ivs = intervals[chrom]
+        assert all(a < b for a, b, _ in ivs)
+        assert all(
+            b1 <= a2 for (_, b1, _), (a2, _, _) in itertools.pairwise(ivs)
+        )  # sorted, disjoint
+        # Touching intervals (one stitched piece) never hold the same value: runs are merged.
+        assert all(v1 != v2 for (_, b1, v1), (a2, _, v2) in itertools.pairwise(ivs) if b1 == a2)
+        assert len(ivs) < 0.5 * len(x)
+    assert (88, 95, 2.5) in intervals["c1"]  # row 3 (start 75) keeps bases 88-112: one interval
+
+
+def test_relevance_rows_are_read_with_file_reads(tmp_path):
+    from lrp.tracks import NpyRows, open_relevance
+
+    rel = np.arange(7 * 4 * 5, dtype=np.float32).reshape(7, 4, 5)
+    np.save(tmp_path / "relevance.npy", rel)
+    rows = open_relevance(tmp_path / "relevance.npz")  # the sibling .npy
+    assert isinstance(rows, NpyRows) and not isinstance(rows, np.ndarray)
+    assert rows.shape == rel.shape and rows.ndim == 3 and len(rows) == 7
+    np.testing.assert_array_equal(rows[2], rel[2])
+    np.testing.assert_array_equal(rows[-1, :, 1:3], rel[-1, :, 1:3])
+    np.testing.assert_array_equal(rows[1:6:2], rel[1:6:2])
+    np.testing.assert_array_equal(rows[[6, 0, 1, 2, 5]], rel[[6, 0, 1, 2, 5]])
+    np.testing.assert_array_equal(rows.take(np.array([3, 4, 5])), rel[3:6])
+    np.testing.assert_array_equal(np.asarray(rows), rel)
+    with pytest.raises(IndexError):
+        rows[7]
