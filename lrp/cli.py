@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 import traceback
+import warnings
 
 from lrp.errors import PlrpError
 
@@ -57,7 +58,13 @@ def build_parser(command=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+        # SUPPRESS: an unset subcommand flag keeps a `plrp --debug COMMAND` given before the command
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the full traceback on errors",
+        )
         p.add_argument("--log", help="also write the log to this file")
         if name == command:
             arguments, main = _load(name)
@@ -68,6 +75,31 @@ def build_parser(command=None):
 
 def _command_of(argv):
     return next((a for a in argv if a in COMMANDS), None)
+
+
+def _one_line(text):
+    """Collapse whitespace so a message is one line (nested library errors may hold newlines)."""
+    return " ".join(str(text).split())
+
+
+def _os_message(err):
+    """One line for an OSError: the file, the problem and a fix."""
+    where = err.filename or "?"
+    if err.filename2:
+        where = f"{where} -> {err.filename2}"
+    problem = err.strerror or type(err).__name__
+    if isinstance(err, FileNotFoundError):
+        fix = "check the path"
+    elif isinstance(err, PermissionError):
+        fix = "check the permissions of the file and its folder"
+    else:
+        fix = "check the path, the free disk space and the permissions"
+    return f"{where}: {problem}. Fix: {fix}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Python warnings (e.g. IUPAC codes treated as N) as one log line instead of two stderr lines."""
+    log.warning("%s: %s", category.__name__, _one_line(message))
 
 
 def main(argv=None):
@@ -83,15 +115,20 @@ def main(argv=None):
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers
     )
+    warnings.showwarning = _show_warning
     try:
         args.func(args)
-    except (PlrpError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+    except (PlrpError, OSError) as err:
+        if isinstance(err, OSError) and err.filename is None:
+            raise  # not about a file the user gave: a bug or a system fault, keep the traceback
         if args.debug:
             traceback.print_exc()
-        # The log file keeps the traceback; the terminal gets one line.
+        msg = _one_line(err if isinstance(err, PlrpError) else _os_message(err))
+        # The log file keeps the traceback and the error; the terminal gets one line.
         for handler in handlers[1:]:
             handler.stream.write(traceback.format_exc())
-        msg = str(err) if isinstance(err, PlrpError) else f"{err.filename}: {err.strerror}"
+            handler.stream.write(f"plrp {args.command}: error: {msg}\n")
+            handler.flush()
         print(f"plrp {args.command}: error: {msg}", file=sys.stderr)
         return 1
     return 0

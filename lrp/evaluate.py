@@ -370,6 +370,14 @@ def evaluate_arguments(parser):
     parser.add_argument(
         "--known-sites", help="known sites BED6 (chrom, start, end, TF, score, strand)"
     )
+    parser.add_argument(
+        "--chrom-sizes",
+        help="the genome's chrom.sizes (plrp regions --chrom-sizes-out): known sites on other contigs "
+        "or past a contig's end are errors",
+    )
+    parser.add_argument(
+        "--fasta", help="the genome FASTA, instead of --chrom-sizes, to check the known sites"
+    )
     parser.add_argument("--calls", help="motif calls TSV of this method (plrp call-motifs)")
     parser.add_argument(
         "--include-negative",
@@ -436,10 +444,20 @@ def evaluate_main(args):
     from lrp.calls import check_regions, load_relevance, read_calls
     from lrp.regions import read_bed, read_regions
 
+    sizes = None
+    if args.chrom_sizes:
+        from lrp.genome import read_chrom_sizes
+
+        sizes = read_chrom_sizes(args.chrom_sizes)
+    elif args.fasta:
+        from lrp.genome import chrom_sizes
+
+        sizes = chrom_sizes(args.fasta)
+    # the small inputs first: a bad BED fails before the arrays are read
+    sites = read_bed(args.known_sites, sizes, what="known sites")
     arrays = load_relevance(args.relevance, keys=("relevance", "ohe", "index"))
     regions = read_regions(args.regions)
     check_regions(regions, arrays["index"], arrays["relevance"].shape[2], args.regions)
-    sites = read_bed(args.known_sites, None, what="known sites")
     calls = read_calls(args.calls) if args.calls else None
     method = args.method or Path(args.relevance).parent.name
     p_pos = args.p_pos

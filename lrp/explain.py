@@ -1,5 +1,6 @@
 """One entry point for every attribution method, so the pipeline compares them on equal terms."""
 
+import contextlib
 import copy
 import logging
 
@@ -8,6 +9,7 @@ from tqdm.auto import tqdm
 
 from lrp.errors import PlrpError
 from lrp.graph import backward, export_program, forward, plan
+from lrp.model_io import model_source
 from lrp.rules import composite as make_composite
 from lrp.target import initial_relevance, normalize_target, select_output, target_scalar
 
@@ -98,9 +100,10 @@ class Explainer:
     def _lrp(self, x, return_layers):
         env = forward(self.plan, x)
         outputs = self._outputs(env)
-        which = select_output(outputs, self.plan.output_names, self.target)
-        r0, f = initial_relevance(outputs[which], self.target)
-        _check_finite(outputs[which])
+        with _naming(self.model):
+            which = select_output(outputs, self.plan.output_names, self.target)
+            r0, f = initial_relevance(outputs[which], self.target)
+            _check_finite(outputs[which])
         walk = "lrp" if self.method == "lrp" else self.method
         r, c, layers = backward(self.plan, env, {self.plan.outputs[which]: r0}, walk, return_layers)
         out = {"relevance": r.float(), "hypothetical": c.float(), "target": f.float()}
@@ -118,9 +121,10 @@ class Explainer:
         with torch.enable_grad():
             outputs = module(leaf)
             outputs, names = _flatten_outputs(outputs)
-            which = select_output(outputs, names, self.target)
-            _check_finite(outputs[which])
-            f = target_scalar(outputs[which], self.target)
+            with _naming(self.model):
+                which = select_output(outputs, names, self.target)
+                _check_finite(outputs[which])
+                f = target_scalar(outputs[which], self.target)
             (g,) = torch.autograd.grad(f.sum(), leaf)
         return {
             "relevance": (x * g).float(),
@@ -142,9 +146,10 @@ class Explainer:
                 "Fix: explain regions without N, or use lrp/plrp methods (N gets zero relevance there)"
             )
         wrapper = _TargetModule(self.model, self.target).to(self.device).eval()
-        with torch.no_grad():
+        with torch.no_grad(), _naming(self.model):
             outputs, names = _flatten_outputs(self.model.to(self.device).eval()(x))
             f = target_scalar(outputs[select_output(outputs, names, self.target)], self.target)
+            _check_finite(f)
         hyp = deep_lift_shap(
             wrapper,
             x,
@@ -183,6 +188,18 @@ def _flatten_outputs(outputs):
     if isinstance(outputs, (tuple, list)):
         return list(outputs), list(range(len(outputs)))
     return [outputs], [0]
+
+
+@contextlib.contextmanager
+def _naming(model):
+    """Errors about the model's outputs (target, NaN) start with the model's file when it is known."""
+    try:
+        yield
+    except PlrpError as err:
+        name = model_source(model, None)
+        if name is None or str(err).startswith(f"{name}:"):
+            raise
+        raise PlrpError(f"{name}: {err}") from err
 
 
 def _check_finite(output):

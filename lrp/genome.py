@@ -135,7 +135,7 @@ def open_fasta(path):
             path,
             None,
             f"cannot write the index {path}.fai",
-            "make the folder writable or run " f"`samtools faidx {path}` where it is",
+            f"make the folder writable or run `samtools faidx {path}` where it is",
         ) from err
     except (ValueError, IndexError) as err:
         raise input_error(
@@ -162,6 +162,34 @@ def chrom_sizes(path):
     """``{name: length}`` of every record, in FASTA order. ``path`` may also be an open Fasta."""
     fasta = _as_fasta(path)
     return {name: int(fasta.faidx.index[name].rlen) for name in fasta.faidx.index}
+
+
+def read_chrom_sizes(path):
+    """Read a UCSC ``chrom.sizes`` file (name, length; tab-separated) -> ``{name: length}``."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise input_error(path, None, "chrom.sizes file not found", "check the path")
+    sizes = {}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split()
+            if len(fields) < 2 or not fields[1].isdigit():
+                raise input_error(
+                    path,
+                    f"line {lineno}",
+                    "not 'name<TAB>length'",
+                    "give a chrom.sizes file (e.g. from plrp regions --chrom-sizes-out)",
+                )
+            if fields[0] in sizes:
+                raise input_error(
+                    path, f"line {lineno}", f"{fields[0]!r} listed twice", "list each name once"
+                )
+            sizes[fields[0]] = int(fields[1])
+    if not sizes:
+        raise input_error(path, None, "no chromosomes listed", "give a non-empty chrom.sizes")
+    return sizes
 
 
 def write_chrom_sizes(sizes, path):
@@ -324,5 +352,6 @@ __all__ = [
     "n_runs",
     "one_hot_encode",
     "open_fasta",
+    "read_chrom_sizes",
     "write_chrom_sizes",
 ]

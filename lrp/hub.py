@@ -155,12 +155,12 @@ def default_locus(bigbeds, sizes, width=2000):
 
 
 def known_sites_bigbed(bed, sizes, out):
-    """Known sites BED6 -> BED9 bigBed (itemRgb by TF, as the calls)."""
+    """Known sites BED6 (a path, or a frame read by ``read_bed``) -> BED9 bigBed (itemRgb by TF)."""
     from lrp.calls import tf_colour
     from lrp.regions import read_bed
     from lrp.tracks import write_bigbed
 
-    df = read_bed(bed, sizes, what="known sites")
+    df = bed if hasattr(bed, "columns") else read_bed(bed, sizes, what="known sites")
     df = df.assign(
         score=0, thickStart=df["start"], thickEnd=df["end"], itemRgb=df["name"].map(tf_colour)
     )
@@ -372,10 +372,12 @@ def write_hub(
     ``genome_name`` is built from the FASTA.
     """
     from lrp.genome import chrom_sizes
+    from lrp.regions import read_bed
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sizes = chrom_sizes(fasta)
+    # every input is checked before anything is written: a bad one leaves no partial hub
+    known_sites = read_bed(known_sites, sizes, what="known sites") if known_sites else None
     bigwigs = [(n, Path(p)) for n, p in bigwigs]
     bigbeds = [(n, Path(p)) for n, p in bigbeds]
     for n, p in bigwigs:
@@ -390,7 +392,7 @@ def write_hub(
             )
     genome = assembly or genome_name
     gdir = out_dir / genome
-    gdir.mkdir(parents=True, exist_ok=True)
+    gdir.mkdir(parents=True, exist_ok=True)  # out_dir too
     written = []
     if copy:
         tracks = gdir / "tracks"
@@ -402,7 +404,7 @@ def write_hub(
             written.append(dst)
         bigwigs, bigbeds = bigwigs_c, bigbeds_c
     known = None
-    if known_sites:
+    if known_sites is not None:
         known = gdir / "known_sites.bb"
         known_sites_bigbed(known_sites, sizes, known)
         written.append(known)

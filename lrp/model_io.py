@@ -24,6 +24,23 @@ log = logging.getLogger("plrp")
 
 _EXPORT_FIX = "export the model with torch.export (torch.export.save -> .pt2) or save a state dict and give a builder"
 _MODULES = weakref.WeakKeyDictionary()  # ExportedProgram -> its cached .module()
+_SOURCES = weakref.WeakKeyDictionary()  # loaded model -> the file it came from (for error messages)
+
+
+def model_source(model, default="model"):
+    """The file a model was loaded from by :func:`load_model` (for error messages), else ``default``."""
+    try:
+        return _SOURCES.get(model, default)
+    except TypeError:  # not weak-referenceable or not hashable
+        return default
+
+
+def _remember(model, path):
+    try:
+        _SOURCES[model] = str(path)
+    except TypeError:
+        pass
+    return model
 
 
 def _zip_names(path):
@@ -176,8 +193,12 @@ def load_model(path, builder=None, builder_kwargs=None, trust_pickle=False):
 
     ``.pt2`` program -> ``torch.export.load``; state dict -> ``builder(**builder_kwargs)`` with
     ``load_state_dict(strict=True)``; pickled module -> only with ``trust_pickle``; TorchScript -> PlrpError.
+    The model remembers its file (:func:`model_source`), so later errors about it name the file.
     """
-    path = Path(path)
+    return _remember(_load_model(Path(path), builder, builder_kwargs, trust_pickle), path)
+
+
+def _load_model(path, builder, builder_kwargs, trust_pickle):
     if not path.exists():
         raise input_error(path, None, "model file not found", "check the model path in the config")
     if not path.is_file():
@@ -312,12 +333,15 @@ def _tensors(out):
     return []
 
 
-def check_model(model, length, channels=4, name="model"):
+def check_model(model, length, channels=4, name=None, target=None):
     """Run a forward pass on 2 random one-hot sequences ``(2, channels, length)``.
 
     Raises PlrpError (expected vs got) when the model rejects the input shape or returns NaN/inf, or no
-    tensor. Returns the output shapes (list of tuples).
+    tensor; with ``target`` (see :mod:`lrp.target`), also when the target names no output or an index out
+    of range. ``name`` (default: the file the model was loaded from) starts the messages. Returns the output
+    shapes (list of tuples).
     """
+    name = model_source(model) if name is None else name
     got = (2, channels, length)
     expected = _expected_input(model)
     if expected is not None and len(expected) == 3:
@@ -389,4 +413,23 @@ def check_model(model, length, channels=4, name="model"):
                 "NaN or inf for random one-hot input",
                 "check the weights (a failed training?) and the input length",
             )
+    if target is not None:
+        _check_target(out, target, name)
     return [tuple(t.shape) for t in tensors]
+
+
+def _check_target(out, target, name):
+    """The target selects one output and an index inside it (the checks of the explaining itself)."""
+    from lrp.target import initial_relevance, normalize_target, select_output
+
+    if isinstance(out, dict):
+        outputs, names = list(out.values()), list(out.keys())
+    elif isinstance(out, (list, tuple)):
+        outputs, names = list(out), list(range(len(out)))
+    else:
+        outputs, names = [out], [0]
+    try:
+        target = normalize_target(target)
+        initial_relevance(outputs[select_output(outputs, names, target)], target)
+    except PlrpError as err:
+        raise PlrpError(f"{name}: {err}") from err

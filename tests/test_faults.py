@@ -1,0 +1,274 @@
+"""Faults: a job killed in the middle leaves no partial output and the rerun finishes with the same result as an
+uninterrupted run; shards written at once (and two writers of one output) are safe.
+
+``plrp gather`` killed mid-write is tested in tests/test_gather.py; here ``plrp attribute`` and the workflow.
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import BIN, REPO, SNAKEFILE
+
+L = 200
+KWARGS = {"n_tasks": 2, "length": L, "filters": 4}
+SHARD = 6
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A genome of 2 x 1400 bp, its region table (28 windows of 200 bp, step 100) and a .pt2 model."""
+    import torch
+
+    from lrp.demo_model import build_model
+    from lrp.train import export
+
+    d = tmp_path_factory.mktemp("fault_inputs")
+    rng = np.random.default_rng(3)
+    with open(d / "g.fa", "w") as handle:
+        for name in ("chr1", "chr2"):
+            seq = "".join(rng.choice(list("ACGT"), 1400))
+            handle.write(f">{name}\n" + "".join(seq[i : i + 70] + "\n" for i in range(0, 1400, 70)))
+    rows = [(c, s, s + L) for c in ("chr1", "chr2") for s in range(0, 1400 - L + 1, 100)]
+    (d / "regions.bed").write_text(
+        "".join(f"{c}\t{s}\t{e}\t{c}:{s}-{e}\t0\t.\n" for c, s, e in rows)
+    )
+    torch.export.save(export(build_model(**KWARGS, seed=0).eval(), L), d / "model.pt2")
+    (d / "meme.txt").write_text("MEME version 4\n")
+    return d
+
+
+def _attribute(d, shard, out):
+    return [
+        "attribute", "--fasta", str(d / "g.fa"), "--regions", str(d / "regions.bed"),
+        "--model", str(d / "model.pt2"), "--length", str(L), "--method", "plrp-lambda",
+        "--target", '{"index": 0}', "--shard", str(shard), "--shard-size", str(SHARD),
+        "--batch-size", "4", "--threads", "1", "--seed", "0", "--out", str(out),
+    ]  # fmt: skip
+
+
+def _plrp(argv):
+    return subprocess.run(
+        [str(BIN / "plrp"), *argv], check=False, capture_output=True, text=True, timeout=300
+    )
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _assert_same_arrays(a, b):
+    a, b = _arrays(a), _arrays(b)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def _hidden(folder):
+    return sorted(
+        p.name for p in Path(folder).rglob(".*") if p.is_file() and ".snakemake" not in p.parts
+    )
+
+
+# The real command, slowed at the moment it writes the shard: half of the archive is written, then it waits
+# to be killed.
+HALF_WRITE = """
+import io, sys, time
+import numpy as np
+from lrp.cli import main
+
+_savez = np.savez
+
+def half(file, *args, **kwargs):
+    buf = io.BytesIO()
+    _savez(buf, *args, **kwargs)
+    data = buf.getvalue()
+    file.write(data[: len(data) // 2])
+    file.flush()
+    print("writing", flush=True)
+    time.sleep(300)
+
+np.savez = half
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_attribute_killed_mid_write_leaves_no_output_and_reruns(inputs, tmp_path):
+    out = tmp_path / "shards" / "1.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HALF_WRITE, *_attribute(inputs, 1, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    # only the hidden temporary of the atomic write is left, half written ...
+    (temp,) = _hidden(out.parent)
+    assert temp.startswith(".1.~") and temp.endswith(".npz")
+    # ... and the rerun writes the whole shard and removes the dead writer's temporary
+    rerun = _plrp(_attribute(inputs, 1, out))
+    assert rerun.returncode == 0, rerun.stderr
+    assert _hidden(out.parent) == []
+    z = _arrays(out)
+    assert z["relevance"].shape == (SHARD, 4, L)
+    assert z["index"].tolist() == list(range(SHARD, 2 * SHARD))
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_concurrent_shards_and_two_writers_of_one_output(inputs, tmp_path):
+    """Shards 0 and 1 written at once into one folder, shard 0 twice at once (two writers of one output), and
+    shard 0 alone elsewhere: every file is whole, and the doubly written one equals the lone one."""
+    shared, alone = tmp_path / "shards", tmp_path / "alone"
+    jobs = [
+        _attribute(inputs, 0, shared / "0.npz"),
+        _attribute(inputs, 1, shared / "1.npz"),
+        _attribute(inputs, 0, shared / "0.npz"),
+        _attribute(inputs, 0, alone / "0.npz"),
+    ]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(_plrp, jobs))
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(shared)) == ["0.npz", "1.npz"]  # no temporaries left
+    _assert_same_arrays(shared / "0.npz", alone / "0.npz")
+    assert _arrays(shared / "1.npz")["index"].tolist() == list(range(SHARD, 2 * SHARD))
+
+
+# ------------------------------------------------------------------------------------------ the workflow
+TARGETS = ["results/g/m/lrp/relevance.bw"]
+SAME_BYTES = (
+    "results/g/m/regions.bed",
+    "results/g/m/lrp/relevance.npy",
+    "results/g/m/lrp/hypothetical.npy",
+    "results/g/m/lrp/ohe.npy",
+    "results/g/m/lrp/relevance.bw",
+)
+
+
+def _workflow_config(d):
+    return {
+        "seed": 0,
+        "genomes": {"g": {"fasta": str(d / "g.fa"), "regions": {"tile": {"step": 100}}}},
+        "models": {"m": {"path": str(d / "model.pt2"), "length": L, "target": {"index": 0}}},
+        "methods": {"lrp": {"method": "lrp"}},
+        "motif_database": {"meme": str(d / "meme.txt")},
+        "attribution": {"shard_size": SHARD, "batch_size": 4, "device": "cpu", "threads": 1},
+    }
+
+
+def _snakemake_cmd(workdir, config, *args):
+    path = Path(workdir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return [
+        str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+        "--configfile", str(path), "--replace-workflow-config", "--cores", "1", *args, *TARGETS,
+    ]  # fmt: skip
+
+
+def _env():
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("SNAKEMAKE_PROFILE", None)
+    return env
+
+
+def _snakemake(workdir, config, *args):
+    return subprocess.run(
+        _snakemake_cmd(workdir, config, *args),
+        check=False,
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _kill_mid_run(workdir, config):
+    """Start the workflow, SIGKILL Snakemake and its jobs (the process group) once one shard is written."""
+    shards = Path(workdir) / "results/g/m/lrp/shards"
+    proc = subprocess.Popen(
+        _snakemake_cmd(workdir, config),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list(shards.glob("*.npz")):
+            assert proc.poll() is None, "snakemake ended before a shard was written"
+            assert time.monotonic() < deadline, "no shard after 300 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return sorted(p.name for p in shards.glob("*.npz"))
+
+
+def test_workflow_killed_then_rerun_gives_the_same_result(inputs, tmp_path):
+    config = _workflow_config(inputs)
+    n_shards = -(-28 // SHARD)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        whole = pool.submit(
+            _snakemake, tmp_path / "whole", config
+        )  # the uninterrupted run, meanwhile
+        done = _kill_mid_run(tmp_path / "killed", config)
+        killed = tmp_path / "killed"
+        assert 1 <= len(done) < n_shards, done
+        assert not (killed / TARGETS[0]).exists()
+        # nothing half-written: every shard that exists is whole
+        for name in done:
+            assert _arrays(killed / "results/g/m/lrp/shards" / name)["relevance"].shape[1:] == (
+                4,
+                L,
+            )
+        # Snakemake's lock outlives a killed Snakemake: --unlock, then rerun (the profiles set
+        # --rerun-incomplete)
+        unlock = _snakemake(killed, config, "--unlock")
+        assert unlock.returncode == 0, unlock.stderr[-3000:]
+        rerun = _snakemake(killed, config, "--rerun-incomplete")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        whole = whole.result()
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    for name in SAME_BYTES:
+        assert _digest(killed / name) == _digest(tmp_path / "whole" / name), name
+    shards = sorted(p.name for p in (killed / "results/g/m/lrp/shards").glob("*.npz"))
+    assert len(shards) == n_shards
+    for name in shards:
+        _assert_same_arrays(
+            killed / "results/g/m/lrp/shards" / name,
+            tmp_path / "whole/results/g/m/lrp/shards" / name,
+        )
+    assert _hidden(killed / "results") == []  # the killed job's temporary was removed by its rerun
