@@ -90,7 +90,8 @@ def attribute_regions(
     explainer.seed = seed
     if params:
         raise PlrpError(
-            f"unknown method parameter(s) {', '.join(sorted(params))} for method {method}"
+            f"unknown method parameter(s) {', '.join(sorted(params))} for method {method}. "
+            "Fix: use p_pos, p_neg, p_layers, rules, n_shuffles"
         )
     layered = method in ("lrp", "plrp-lambda", "plrp-m")
     out = {k: [] for k in ("relevance", "hypothetical", "target", "layer_gini")}
@@ -162,8 +163,14 @@ def _json(text, flag):
 def attribute_main(args):
     from lrp.genome import fetch_one_hot, open_fasta
     from lrp.model_io import check_model, load_model
+    from lrp.explain import METHODS
     from lrp.regions import count_regions, read_regions
 
+    if args.method not in METHODS:
+        raise PlrpError(f"unknown method {args.method!r}. Fix: choose one of {', '.join(METHODS)}")
+    target = _json(args.target, "--target")
+    params = _json(args.method_params, "--method-params")
+    builder_kwargs = _json(args.builder_kwargs, "--builder-kwargs")
     if args.threads:
         import torch
 
@@ -186,22 +193,20 @@ def attribute_main(args):
     widths = (rows["end"] - rows["start"]).unique()
     if len(widths) and (len(widths) > 1 or widths[0] != args.length):
         raise PlrpError(
-            f"{args.regions}: regions are {sorted(widths)} bp but the model takes "
+            f"{args.regions}: regions are {sorted(int(w) for w in widths)} bp but the model takes "
             f"{args.length} bp. Fix: rerun plrp regions with --length {args.length}"
         )
     x = fetch_one_hot(open_fasta(args.fasta), rows, args.length)
-    model = load_model(
-        args.model, args.builder, _json(args.builder_kwargs, "--builder-kwargs"), args.trust_pickle
-    )
-    check_model(model, args.length)
+    model = load_model(args.model, args.builder, builder_kwargs, args.trust_pickle)
+    check_model(model, args.length, target=target)
     t0 = time.perf_counter()
     log.info("explaining regions %d-%d of %s with %s", start, stop, args.regions, args.method)
     result = attribute_regions(
         model,
         x,
         args.method,
-        _json(args.target, "--target"),
-        _json(args.method_params, "--method-params"),
+        target,
+        params,
         args.length,
         args.alphabet,
         args.batch_size,

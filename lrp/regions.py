@@ -73,7 +73,9 @@ def read_bed(path, chrom_sizes, what="regions"):
                     path,
                     where,
                     f"start/end not integers ({fields[1]!r}, {fields[2]!r})",
-                    "use 0-based integer coordinates in columns 2 and 3",
+                    "remove a column-header line (or start it with '#')"
+                    if lineno == 1
+                    else "use 0-based integer coordinates in columns 2 and 3",
                 )
             if start < 0 or end < 0:
                 raise input_error(
@@ -403,6 +405,10 @@ def regions_arguments(parser):
 def regions_main(args):
     from lrp.genome import chrom_sizes, write_chrom_sizes
 
+    if args.n_shards_out and not args.shard_size:
+        raise PlrpError("--n-shards-out needs --shard-size. Fix: pass --shard-size K")
+    if args.shard_size is not None and args.shard_size <= 0:
+        raise PlrpError(f"--shard-size {args.shard_size}: must be positive. Fix: e.g. 256")
     sizes = chrom_sizes(args.fasta)
     gaps = None
     if args.tile:
@@ -425,8 +431,6 @@ def regions_main(args):
         with atomic_open(args.gaps_out) as handle:
             gaps[BED_COLUMNS].to_csv(handle, sep="\t", header=False, index=False)
     if args.n_shards_out:
-        if not args.shard_size:
-            raise PlrpError("--n-shards-out needs --shard-size")
         with atomic_open(args.n_shards_out) as handle:
             handle.write(f"{n_shards(len(regions), args.shard_size)}\n")
     if args.chrom_sizes_out:
