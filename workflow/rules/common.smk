@@ -4,7 +4,6 @@ Every function of the workflow lives here (the rule files hold rules only). Noth
 package or torch: parsing the workflow stays fast and works before the package is installed.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -16,6 +15,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 SCHEMA = "../schemas/config.schema.yaml"
+# envs/plrp.post-deploy.sh installs the package from this checkout into the rules' conda environment
+os.environ.setdefault("PLRP_SOURCE", str(Path(workflow.basedir).resolve()))
 DEMO = "demo"  # the name of the embedded demo genome and model
 DEMO_DIR = "resources/demo"
 PLRP_METHODS = ("plrp-lambda", "plrp-m")
@@ -27,6 +28,9 @@ COMPARISON_PLOTS = (
     "faithfulness",
 )  # lrp/evaluate.py
 LRP_METHODS = ("lrp",) + PLRP_METHODS
+MODULE_METHODS = (
+    "deeplift-shap",
+)  # need the nn.Module (a .pt2 program has no nn.ReLU modules to hook)
 DEFAULT_P_POS = 0.25  # docs/plrp-method.md: p+ = 0.25, p- = p+ / 2
 JASPAR_DEFAULTS = {
     "release": "JASPAR2026",
@@ -138,6 +142,12 @@ def _demo_model(config):
         "alphabet": "ACGT",
         "target": {"output": None, "index": 0, "reduction": "none"},
         "genomes": [DEMO],
+        # for deeplift-shap (see _model_spec): the state dict with the builder lrp/train.py saved it from
+        "module": {
+            "path": f"{DEMO_DIR}/model_state.pt",
+            "builder": "lrp.demo_model:build_model",
+            "kwargs_from": f"{DEMO_DIR}/model.json",
+        },
     }
 
 
@@ -247,6 +257,16 @@ def resolve_config(config):
     methods = {name: dict(spec) for name, spec in config["methods"].items()}
     for name, spec in methods.items():
         spec["params"] = _method_params(name, spec)
+        if spec["method"] not in MODULE_METHODS:
+            continue
+        for model, mspec in models.items():
+            if mspec["path"].endswith(".pt2") and "module" not in mspec:
+                raise config_error(
+                    f"models.{model}.path",
+                    f"methods.{name} ({spec['method']}) needs the model's nn.Module, "
+                    "and a .pt2 program has none",
+                    "give the model as a state dict with builder and kwargs, or remove the method",
+                )
     database = config["motif_database"]
     if "meme" in database and "jaspar" in database:
         raise config_error(
@@ -297,11 +317,7 @@ RUN_FILES = (
     "logos/motifs.png",
     "metrics.json",
 )
-PAIR_FILES = ["comparison.tsv", "report.html"]
-if (
-    importlib.util.find_spec("lrp.hub") is not None
-):  # the track hub (lrp/hub.py) when it is installed
-    PAIR_FILES.append("hub/hub.txt")
+PAIR_FILES = ("comparison.tsv", "report.html", "hub/hub.txt")
 
 
 def all_targets():
@@ -363,26 +379,55 @@ def regions_flags(wildcards):
     return " ".join(flags)
 
 
-def model_files(wildcards):
-    """The model file and, for a ``file.py:function`` builder, that file."""
+def _needs_module(wildcards):
+    """deeplift-shap hooks the model's nn.ReLU modules: it needs the nn.Module, not a .pt2 program."""
+    method = getattr(wildcards, "method", None)
+    return method is not None and METHODS[method]["method"] in MODULE_METHODS
+
+
+def _model_spec(wildcards):
+    """The model a job loads. The demo model is its .pt2 program, or its state dict and builder for the
+    methods that need the nn.Module (the builder's kwargs are in model.json, written by rule train).
+    """
     spec = MODELS[wildcards.model]
+    if "module" in spec and _needs_module(wildcards):
+        return {**spec, **spec["module"]}
+    return spec
+
+
+def model_files(wildcards):
+    """The files a job loads the model from: the model file, a ``file.py`` builder, the demo's model.json."""
+    spec = _model_spec(wildcards)
     files = [spec["path"]]
     builder = spec.get("builder")
     if builder and builder.rsplit(":", 1)[0].endswith(".py"):
         files.append(builder.rsplit(":", 1)[0])
+    if spec.get("kwargs_from"):
+        files.append(spec["kwargs_from"])
     return files
+
+
+def _builder_kwargs(spec):
+    if not spec.get("kwargs_from"):
+        return spec["kwargs"]
+    try:
+        with open(spec["kwargs_from"]) as handle:
+            return json.load(handle)["kwargs"]
+    except FileNotFoundError:
+        # a dry run before the demo is trained: show where they will come from
+        return f"<kwargs of {spec['kwargs_from']}>"
 
 
 def model_flags(wildcards, length=True):
     """The model options of ``plrp attribute`` (and, without ``--length``, of ``plrp evaluate``)."""
-    spec = MODELS[wildcards.model]
+    spec = _model_spec(wildcards)
     flags = ["--model", q(spec["path"])]
     if spec.get("builder"):
         flags += [
             "--builder",
             q(spec["builder"]),
             "--builder-kwargs",
-            q(spec["kwargs"]),
+            q(_builder_kwargs(spec)),
         ]
     if spec["trust_pickle"]:
         flags.append("--trust-pickle")
@@ -516,6 +561,13 @@ def report_tracks(wildcards):
             f"{m} relevance={base}/{m}/relevance.bw",
             f"{m} calls={base}/{m}/calls.bb",
         ]
-    if "hub/hub.txt" in PAIR_FILES:
-        tracks.append(f"track hub={base}/hub/hub.txt")
+    tracks.append(f"track hub={base}/hub/hub.txt")
     return " ".join(q(t) for t in tracks)
+
+
+def hub_genome_flags(wildcards):
+    """A genome the browsers know (``assembly``, e.g. hg38), else a custom assembly hub named after it."""
+    assembly = GENOMES[wildcards.genome].get("assembly")
+    if assembly:
+        return f"--assembly {q(assembly)}"
+    return f"--genome-name {q(wildcards.genome)} --label {q(f'plrp {wildcards.model} on {wildcards.genome}')}"

@@ -21,7 +21,7 @@ rule simulate:
     params:
         options=SIMULATE_FLAGS,
         seed=config["seed"],
-        out_dir=DEMO_DIR,
+        out_dir=subpath(output.fasta, parent=True),
     shell:
         "plrp simulate --out-dir {params.out_dir} --seed {params.seed} {params.options}"
         " --log {log} 2>>{log}"
@@ -54,7 +54,7 @@ rule train:
     params:
         options=TRAIN_FLAGS,
         seed=config["seed"],
-        out_dir=DEMO_DIR,
+        out_dir=subpath(output.program, parent=True),
     shell:
         "plrp train --fasta {input.fasta} --sites {input.sites} --out-dir {params.out_dir}"
         " --seed {params.seed} --threads {threads} {params.options} --log {log} 2>>{log}"

@@ -12,6 +12,7 @@ rule report:
         matches=pair_runs("motif_matches.tsv"),
         tracks=pair_runs("relevance.bw"),
         calls=pair_runs("calls.bb"),
+        hub="results/{genome}/{model}/hub/hub.txt",
     output:
         report(
             "results/{genome}/{model}/report.html",
@@ -46,8 +47,11 @@ rule hub:
         bigwigs=pair_runs("relevance.bw"),
         bigbeds=pair_runs("calls.bb"),
         fasta=genome_fasta,
+        sites=known_sites,
     output:
         hub="results/{genome}/{model}/hub/hub.txt",
+        genomes="results/{genome}/{model}/hub/genomes.txt",
+        igv="results/{genome}/{model}/hub/igv_session.xml",
     log:
         "logs/{genome}/{model}/hub.log",
     benchmark:
@@ -56,10 +60,14 @@ rule hub:
         "../../envs/plrp.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=2000,
         runtime=10,
     params:
+        bigwigs=named("results/{genome}/{model}/{method}/relevance.bw"),
+        bigbeds=named("results/{genome}/{model}/{method}/calls.bb"),
+        sites=known_sites_flag,
+        genome=hub_genome_flags,
         out_dir=subpath(output.hub, parent=True),
     shell:
-        "plrp hub --bigwigs {input.bigwigs} --bigbeds {input.bigbeds} --fasta {input.fasta}"
-        " --out-dir {params.out_dir} --log {log} 2>>{log}"
+        "plrp hub --bigwigs {params.bigwigs} --bigbeds {params.bigbeds} --fasta {input.fasta}"
+        " {params.sites} {params.genome} --out-dir {params.out_dir} --log {log} 2>>{log}"
