@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -97,7 +98,10 @@ def attribute_regions(
     out = {k: [] for k in ("relevance", "hypothetical", "target", "layer_gini")}
     names = []
     batches = range(0, x.shape[0], explainer.static_batch or batch_size)
-    for start in tqdm(batches, desc=method, unit="batch", disable=not progress):
+    interval = 0.5 if sys.stderr.isatty() else 30  # a log file gets a line every 30 s, not a flood
+    for start in tqdm(
+        batches, desc=method, unit="batch", disable=not progress, mininterval=interval
+    ):
         xb = torch.as_tensor(x[start : start + (explainer.static_batch or batch_size)])[:, order]
         res = explainer.explain_batch(xb, return_layers=layered)
         inverse = np.argsort(order)
@@ -161,9 +165,9 @@ def _json(text, flag):
 
 
 def attribute_main(args):
+    from lrp.explain import METHODS
     from lrp.genome import fetch_one_hot, open_fasta
     from lrp.model_io import check_model, load_model
-    from lrp.explain import METHODS
     from lrp.regions import count_regions, read_regions
 
     if args.method not in METHODS:

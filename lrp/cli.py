@@ -8,6 +8,7 @@ so ``plrp --help`` is instant.
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -102,6 +103,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     log.warning("%s: %s", category.__name__, _one_line(message))
 
 
+def _same_file(stream, path):
+    """Whether ``stream`` writes to the file at ``path``."""
+    try:
+        a, b = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_of(argv))
@@ -110,7 +120,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     handlers = [logging.StreamHandler(sys.stderr)]
-    if getattr(args, "log", None):
+    # a rule's `--log {log} 2>>{log}` points both at one file: write each line once
+    log_is_stderr = bool(getattr(args, "log", None)) and _same_file(sys.stderr, args.log)
+    if getattr(args, "log", None) and not log_is_stderr:
         handlers.append(logging.FileHandler(args.log))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers
@@ -121,7 +133,7 @@ def main(argv=None):
     except (PlrpError, OSError) as err:
         if isinstance(err, OSError) and err.filename is None:
             raise  # not about a file the user gave: a bug or a system fault, keep the traceback
-        if args.debug:
+        if args.debug or log_is_stderr:
             traceback.print_exc()
         msg = _one_line(err if isinstance(err, PlrpError) else _os_message(err))
         # The log file keeps the traceback and the error; the terminal gets one line.
