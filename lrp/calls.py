@@ -329,8 +329,13 @@ def call_motifs(
     max_seqlets=None,
     tmpdir=None,
     n_jobs=-1,
+    min_target=None,
 ):
-    """Relevance arrays + region table + motif database -> calls DataFrame (``TSV_COLUMNS``)."""
+    """Relevance arrays + region table + motif database -> calls DataFrame (``TSV_COLUMNS``).
+
+    min_target: call only in windows whose explained output ``f_t(x)`` (``arrays["target"]``) is at least
+    this, e.g. 0 for a logit: the windows the model predicts as bound, as one runs modisco on peaks.
+    """
     from lrp.seqlets import call_seqlets, project
 
     seqlets = call_seqlets(
@@ -343,6 +348,9 @@ def call_motifs(
         max_seqlets=max_seqlets,
         trim=trim,
     )
+    if min_target is not None:
+        keep = np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()] >= min_target
+        seqlets = seqlets[keep].reset_index(drop=True)
     calls = to_genome(seqlets, arrays["index"], regions)
     calls = merge_duplicates(calls, tmpdir=tmpdir)
     calls = annotate(calls, arrays["ohe"], db, max_q=max_q, n_jobs=n_jobs)
@@ -433,6 +441,11 @@ def call_motifs_arguments(parser):
         help="label a call with its best match when TOMTOM q <= this; else unknown",
     )
     parser.add_argument("--max-seqlets", type=int, help="keep at most this many strongest seqlets")
+    parser.add_argument(
+        "--min-target",
+        type=float,
+        help="call only in windows whose explained output is at least this (e.g. 0 for a logit)",
+    )
     parser.add_argument("--track-name", default=None, help="track name (default: BED file stem)")
     parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
 
@@ -471,6 +484,7 @@ def call_motifs_main(args):
             max_seqlets=args.max_seqlets,
             tmpdir=tmp,
             n_jobs=args.threads,
+            min_target=args.min_target,
         )
     bad = calls[calls["end"].to_numpy() > calls["chrom"].map(sizes).to_numpy()]
     if len(bad):

@@ -246,3 +246,20 @@ def test_bad_index_is_one_line_error(setup, tmp_path):
     )
     assert rc == 1
     assert not (tmp_path / "c.bed").exists()
+
+
+def test_min_target_keeps_only_windows_predicted_bound(setup, tmp_path):
+    arrays = C.load_relevance(setup["relevance"]["plrp_p0.5"])
+    from lrp.regions import read_regions
+
+    regions = read_regions(setup["regions"])
+    db = C.load_motif_db(setup["db"])
+    target = np.asarray(arrays["target"])
+    cut = float(np.median(target))
+    every = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path)
+    kept = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path, min_target=cut)
+    assert 0 < len(kept) < len(every)
+    # every kept call comes from a window at or above the cut
+    rows = kept["region_index"].to_numpy()
+    by_region = dict(zip(np.asarray(arrays["index"]).tolist(), target.tolist()))
+    assert all(by_region[r] >= cut for r in rows)
