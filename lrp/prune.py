@@ -5,9 +5,10 @@ is the longest prefix whose cumulative |R| is ``<= p * T`` (T: the total mass of
 by position (a stable sort), so the pruned mass is exactly that of the longest such prefix.
 
 Sorting every hidden representation (64 filters x 1,000 bp x 64 sequences) would cost more than the
-backward pass itself, so long rows use an exact sample-select: a sorted subsample brackets the threshold, the
-masses below and above the bracket are checked exactly, and only the entries inside the bracket are sorted.
-Rows where the check fails fall back to the full sort.
+backward pass itself, so long rows avoid the full sort, exactly:
+a sample-select brackets the threshold with a sorted subsample, checks the masses below and above the bracket
+exactly and sorts only the entries inside it; rows where the check fails (heavy tails fool the subsample)
+find the kept set from the top with ``topk`` and a growing k; the rest use the full sort.
 """
 
 import torch
@@ -67,7 +68,46 @@ def _prefix_mask_select(v, p):
         mass = mass + torch.where(take, sv, 0).double().sum(1)
     if not bool(ok.all()):
         bad = (~ok).nonzero(as_tuple=True)[0]
-        pruned[bad], mass[bad] = _prefix_mask_sorted(v[bad], p)
+        pruned[bad], mass[bad] = _prefix_mask_top(v[bad], p)
+    return pruned, mass
+
+
+def _prefix_mask_top(v, p):
+    """Exact, from the top: when a few large entries hold most of the mass (the usual case for relevance),
+    the kept set is the smallest top-k whose mass reaches ``(1 - p) T``, found with ``topk`` and a growing k.
+    Ties at the threshold are resolved as the stable ascending sort does (lower positions pruned first).
+    Rows whose kept set is large fall back to the full sort."""
+    n, d = v.shape
+    total = v.sum(1).double()
+    need = (1 - p) * total
+    pruned = torch.zeros_like(v, dtype=torch.bool)
+    mass = torch.zeros(n, dtype=torch.float64, device=v.device)
+    todo = torch.arange(n, device=v.device)
+    k = 256
+    while todo.numel() and k < d // 4:
+        top, _ = torch.topk(v[todo], k, dim=1)
+        cum = torch.cumsum(top.double(), 1)
+        # the prefix rule in descending terms: keep the smallest j with T - c_j <= p T (within rounding)
+        reach = cum >= need[todo, None] - 1e-12 * total[todo, None]
+        done = reach[:, -1]
+        if bool(done.any()):
+            rows = todo[done]
+            j = reach[done].float().argmax(1)  # index of the last kept entry in descending order
+            t = top[done].gather(1, j[:, None])  # the threshold value
+            vv = v[rows]
+            above = vv > t
+            ties = vv == t
+            n_keep_ties = (j + 1) - above.sum(1)  # kept entries equal to t
+            # stable ascending order prunes the lowest positions first: keep the highest-positioned ties
+            from_right = torch.flip(torch.cumsum(torch.flip(ties, [1]), 1), [1])
+            keep = above | (ties & (from_right <= n_keep_ties[:, None]))
+            pr = ~keep & (vv > 0)
+            pruned[rows] = pr
+            mass[rows] = torch.where(pr, vv, 0).sum(1).double()
+        todo = todo[~done]
+        k *= 4
+    if todo.numel():
+        pruned[todo], mass[todo] = _prefix_mask_sorted(v[todo], p)
     return pruned, mass
 
 

@@ -287,12 +287,17 @@ def test_deeplift_shap_through_tangermeme():
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
 def test_sample_select_equals_the_full_sort(p):
-    from lrp.prune import _prefix_mask_select, _prefix_mask_sorted
+    from lrp.prune import _prefix_mask_select, _prefix_mask_sorted, _prefix_mask_top
 
     g = torch.Generator().manual_seed(int(p * 100))
     v = torch.randn(8, 40000, generator=g).abs() ** 3 * (torch.rand(8, 40000, generator=g) > 0.4)
     v[3] = (torch.rand(40000, generator=g) * 5).round()  # heavy ties: the fallback path
-    fast, fast_mass = _prefix_mask_select(v, p)
+    v[4] = torch.exp(torch.randn(40000, generator=g) * 4)  # heavy tail: the top-k path
+    v[5, ::7] = 2.0  # ties at the threshold
     full, full_mass = _prefix_mask_sorted(v, p)
+    fast, fast_mass = _prefix_mask_select(v, p)
     assert torch.equal(fast & (v > 0), full)
-    torch.testing.assert_close(fast_mass, full_mass)
+    torch.testing.assert_close(fast_mass, full_mass, rtol=1e-6, atol=0)
+    top, top_mass = _prefix_mask_top(v, p)
+    assert torch.equal(top, full)
+    torch.testing.assert_close(top_mass, full_mass, rtol=1e-6, atol=0)
