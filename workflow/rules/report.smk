@@ -13,6 +13,9 @@ rule report:
         tracks=pair_runs("relevance.bw"),
         calls=pair_runs("calls.bb"),
         hub="results/{genome}/{model}/hub/hub.txt",
+        fasta=genome_fasta,
+        regions="results/{genome}/{model}/regions.bed",
+        sites=known_sites,
     output:
         report(
             "results/{genome}/{model}/report.html",
@@ -36,10 +39,18 @@ rule report:
         matches=named("results/{genome}/{model}/{method}/motif_matches.tsv"),
         tracks=report_tracks,
         title=lambda w: q(f"plrp: {w.model} on {w.genome}"),
+        igv_bigwigs=named("results/{genome}/{model}/{method}/relevance.bw"),
+        igv_calls=named("results/{genome}/{model}/{method}/calls.bb"),
+        igv_sites=lambda w, input: " ".join(
+            f"--igv-known-sites {q(path)}" for path in input.sites
+        ),
     shell:
         "plrp report --comparison {input.comparison} --comparison-json {input.comparison_json}"
         " --plots {input.plots} --logos {params.logos} --motif-table {params.matches}"
-        " --tracks {params.tracks} --title {params.title} --out {output} --log {log} 2>>{log}"
+        " --tracks {params.tracks} --title {params.title}"
+        " --igv-fasta {input.fasta} --igv-regions {input.regions}"
+        " --igv-bigwigs {params.igv_bigwigs} --igv-calls {params.igv_calls} {params.igv_sites}"
+        " --igv-genome-name {wildcards.genome} --out {output} --log {log} 2>>{log}"
 
 
 rule hub:
