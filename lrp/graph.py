@@ -31,7 +31,20 @@ aten = torch.ops.aten
 
 LAYER_OPS = {aten.conv1d, aten.convolution, aten.linear, aten.addmm, aten.mm, aten.matmul}
 BATCHNORM_OPS = {aten.batch_norm, aten._native_batch_norm_legit_no_training}
-PASS_OPS = {
+# ops that pass the signal through unchanged in eval mode (the hypothetical scores may follow them too)
+IDENTITY_OPS = {
+    aten.clone,
+    aten.alias,
+    aten.contiguous,
+    aten._to_copy,
+    aten.lift_fresh_copy,
+    aten.dropout,
+    aten.feature_dropout,
+    aten.alpha_dropout,
+    aten.to,
+}
+# element-wise activations and identities: relevance passes unchanged
+PASS_OPS = IDENTITY_OPS | {
     aten.relu,
     aten.leaky_relu,
     aten.elu,
@@ -48,15 +61,6 @@ PASS_OPS = {
     aten.hardswish,
     aten.hardsigmoid,
     aten.prelu,
-    aten.clone,
-    aten.alias,
-    aten.contiguous,
-    aten._to_copy,
-    aten.lift_fresh_copy,
-    aten.dropout,
-    aten.feature_dropout,
-    aten.alpha_dropout,
-    aten.to,
 }
 ROUTE_OPS = {
     aten.view,
@@ -108,18 +112,6 @@ LINEAR_OPS = {
     aten.sum,
     aten.avg_pool1d,
     aten.adaptive_avg_pool1d,
-}
-# ops whose relevance path must keep the input's signal intact, for the hypothetical scores
-IDENTITY_OPS = {
-    aten.clone,
-    aten.alias,
-    aten.contiguous,
-    aten._to_copy,
-    aten.lift_fresh_copy,
-    aten.dropout,
-    aten.feature_dropout,
-    aten.alpha_dropout,
-    aten.to,
 }
 
 
