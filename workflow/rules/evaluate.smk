@@ -8,6 +8,7 @@ rule evaluate:
         regions="results/{genome}/{model}/regions.bed",
         calls="results/{genome}/{model}/{method}/calls.tsv",
         sites=known_sites,
+        sizes="results/{genome}/{model}/chrom.sizes",
         model=model_files,
     output:
         json="results/{genome}/{model}/{method}/metrics.json",
@@ -30,7 +31,8 @@ rule evaluate:
         seed=config["seed"],
     shell:
         "plrp evaluate --relevance {input.relevance} --regions {input.regions}"
-        " --calls {input.calls} {params.sites} {params.method} {params.model} {params.options}"
+        " --calls {input.calls} {params.sites} --chrom-sizes {input.sizes}"
+        " {params.method} {params.model} {params.options}"
         " --seed {params.seed} --out-json {output.json} --out-tsv {output.tsv}"
         " --log {log} 2>>{log}"
 
