@@ -102,6 +102,16 @@ def build_setup(root, seed=0, noise=0.05):
     return out
 
 
+def run_call_motifs(setup, relevance, bed, tsv, *extra):
+    """Run ``plrp call-motifs`` on a :func:`build_setup` project; assert it succeeds."""
+    from lrp.cli import main
+
+    args = ["call-motifs", "--relevance", str(relevance), "--regions", str(setup["regions"])]
+    args += ["--motif-db", str(setup["db"]), "--fasta", str(setup["fasta"])]
+    args += ["--out-bed", str(bed), "--out-tsv", str(tsv), *extra]
+    assert main(args) == 0
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     return build_setup(tmp_path_factory.mktemp("calls"))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_calls import build_setup
+from test_calls import build_setup, run_call_motifs
 
 from lrp import evaluate as E
 from lrp.cli import main
@@ -31,27 +31,8 @@ def run(tmp_path_factory):
     for method in ("lrp", "plrp_p0.5"):
         d = root / method
         calls = d / "calls.tsv"
-        assert (
-            main(
-                [
-                    "call-motifs",
-                    "--relevance",
-                    str(s["relevance"][method]),
-                    "--regions",
-                    str(s["regions"]),
-                    "--motif-db",
-                    str(s["db"]),
-                    "--fasta",
-                    str(s["fasta"]),
-                    "--out-bed",
-                    str(d / "calls.bed"),
-                    "--out-tsv",
-                    str(calls),
-                    "--threshold",
-                    "0.001",
-                ]
-            )
-            == 0
+        run_call_motifs(
+            s, str(s["relevance"][method]), str(d / "calls.bed"), str(calls), "--threshold", "0.001"
         )
         assert (
             main(

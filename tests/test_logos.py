@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_calls import build_setup
+from test_calls import build_setup, run_call_motifs
 
 from lrp import logos as Lg
 from lrp.cli import main
@@ -30,26 +30,7 @@ def logos(tmp_path_factory):
     s = build_setup(root)
     rel = s["relevance"]
     calls = root / "calls.tsv"
-    assert (
-        main(
-            [
-                "call-motifs",
-                "--relevance",
-                str(rel["plrp_p0.5"]),
-                "--regions",
-                str(s["regions"]),
-                "--motif-db",
-                str(s["db"]),
-                "--fasta",
-                str(s["fasta"]),
-                "--out-bed",
-                str(root / "c.bed"),
-                "--out-tsv",
-                str(calls),
-            ]
-        )
-        == 0
-    )
+    run_call_motifs(s, str(rel["plrp_p0.5"]), str(root / "c.bed"), str(calls))
     mo = {k: root / f"motifs.{k}" for k in ("meme", "tsv", "npz")}
     assert (
         main(

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_calls import build_setup
+from test_calls import build_setup, run_call_motifs
 
 from lrp import motifs as Mo
 from lrp.cli import main
@@ -15,28 +15,7 @@ def run(tmp_path_factory):
     s = build_setup(root)
     rel = str(s["relevance"]["lrp"])
     calls = root / "calls.tsv"
-    assert (
-        main(
-            [
-                "call-motifs",
-                "--relevance",
-                rel,
-                "--regions",
-                str(s["regions"]),
-                "--motif-db",
-                str(s["db"]),
-                "--fasta",
-                str(s["fasta"]),
-                "--out-bed",
-                str(root / "calls.bed"),
-                "--out-tsv",
-                str(calls),
-                "--threshold",
-                "0.001",
-            ]
-        )
-        == 0
-    )
+    run_call_motifs(s, rel, str(root / "calls.bed"), str(calls), "--threshold", "0.001")
     out = {k: root / f"motifs.{k}" for k in ("meme", "tsv", "npz")}
     out["cwm"] = root / "motifs_cwm.meme"
     assert (
