@@ -211,6 +211,11 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _shards(folder):
+    """The shard outputs in ``folder``; pathlib's glob also matches the hidden temporaries of live writers."""
+    return sorted(p.name for p in Path(folder).glob("*.npz") if not p.name.startswith("."))
+
+
 def _kill_mid_run(workdir, config):
     """Start the workflow, SIGKILL Snakemake and its jobs (the process group) once one shard is written."""
     shards = Path(workdir) / "results/g/m/lrp/shards"
@@ -224,7 +229,7 @@ def _kill_mid_run(workdir, config):
     )
     try:
         deadline = time.monotonic() + 300
-        while not list(shards.glob("*.npz")):
+        while not _shards(shards):
             assert proc.poll() is None, "snakemake ended before a shard was written"
             assert time.monotonic() < deadline, "no shard after 300 s"
             time.sleep(0.05)
@@ -234,7 +239,7 @@ def _kill_mid_run(workdir, config):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return sorted(p.name for p in shards.glob("*.npz"))
+    return _shards(shards)
 
 
 def test_workflow_killed_then_rerun_gives_the_same_result(inputs, tmp_path):
@@ -264,7 +269,7 @@ def test_workflow_killed_then_rerun_gives_the_same_result(inputs, tmp_path):
     assert whole.returncode == 0, whole.stderr[-3000:]
     for name in SAME_BYTES:
         assert _digest(killed / name) == _digest(tmp_path / "whole" / name), name
-    shards = sorted(p.name for p in (killed / "results/g/m/lrp/shards").glob("*.npz"))
+    shards = _shards(killed / "results/g/m/lrp/shards")
     assert len(shards) == n_shards
     for name in shards:
         _assert_same_arrays(

@@ -67,13 +67,18 @@ CLUSTER = (
 RUNS = {"local": (), "again": (), "cluster": CLUSTER}
 
 
+def _outputs(paths):
+    """Outputs only: pathlib's glob also matches the hidden temporaries (``.NAME.~host~pid~…``) of writers."""
+    return [p for p in paths if not p.name.startswith(".")]
+
+
 def _kill_midway(proc, workdir, log):
     """SIGKILL a run (snakemake and every job it started) as soon as its first attribution shard exists, as a
     dying node would; return what was on disk then: {shard path: loads completely}."""
     first = workdir / "results/demo/demo/lrp/shards"
     deadline = time.monotonic() + 900
     while proc.poll() is None and time.monotonic() < deadline:
-        if first.is_dir() and any(first.glob("*.npz")):
+        if first.is_dir() and _outputs(first.glob("*.npz")):
             break
         time.sleep(0.2)
     assert proc.poll() is None, (
@@ -83,7 +88,7 @@ def _kill_midway(proc, workdir, log):
     proc.wait()
     time.sleep(1)
     found = {}
-    for path in workdir.glob("results/demo/demo/*/shards/*.npz"):
+    for path in _outputs(workdir.glob("results/demo/demo/*/shards/*.npz")):
         try:
             with np.load(path) as npz:
                 found[str(path.relative_to(workdir))] = all(npz[k].size >= 0 for k in npz.files)
@@ -276,7 +281,7 @@ def test_every_declared_output_exists_and_is_valid(local_run):
 
     for method in methods:
         d = run / "results/demo/demo" / method
-        assert len(list((d / "shards").glob("*.npz"))) == n_shards
+        assert len(_outputs((d / "shards").glob("*.npz"))) == n_shards
         rel = np.load(d / "relevance.npy")
         hyp = np.load(d / "hypothetical.npy")
         ohe = np.load(d / "ohe.npy")
