@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import fx
 
 from lrp.errors import PlrpError
-from lrp.prune import prune_lambda, prune_plan
-from lrp.rules import linear_rule_factor, stabilize
+from lrp.prune import mask_of, prune_lambda, prune_scale
+from lrp.rules import divide_stabilized, linear_rule_factor
 
 aten = torch.ops.aten
 
@@ -143,6 +143,7 @@ class Layer:
     rule: object = None
     p_pos: float = 0.0
     p_neg: float = 0.0
+    nonneg_input: bool = False  # the input is >= 0 by construction (after a ReLU, say)
 
 
 @dataclass
@@ -348,6 +349,7 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
     for layer in p.layers.values():
         layer.is_first = not upstream.get(layer.node, False)
         layer.rule = composite.rule_for(layer.name, layer.kind, layer.is_first)
+        layer.nonneg_input = _nonnegative(layer.input, activations)
         layer.p_pos, layer.p_neg = (0.0, 0.0) if layer.is_first else (p_pos, p_neg)
         for pattern, (pp, pn) in (p_layers or {}).items():
             if not layer.is_first and fnmatch.fnmatchcase(layer.name, pattern):
@@ -367,6 +369,35 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
             ):
                 p.input_path.add(n)
     return p
+
+
+NONNEG_OPS = {aten.relu, aten.relu6, aten.sigmoid, aten.softplus, aten.hardsigmoid}
+# outputs >= 0 where every signal input is: routing (padding with zeros), sums, means, average pools
+KEEP_SIGN_OPS = (IDENTITY_OPS | ROUTE_OPS | {aten.mean, aten.sum, aten.avg_pool1d}) - {
+    aten.constant_pad_nd,
+    aten.pad,
+}
+
+
+def _nonnegative(node, activations, memo=None):
+    """Whether ``node``'s output is >= 0 for every input, by the ops that make it (conservative: False when
+    in doubt). Lets the z-plus rule skip a check of the activations that would wait on the device."""
+    memo = {} if memo is None else memo
+    if node in memo:
+        return memo[node]
+    memo[node] = False  # cycles cannot occur in an fx graph; this also bounds the recursion
+    op = _packet(node) if node.op == "call_function" else None
+    ins = [a for a in _nodes_in((node.args, node.kwargs)) if a in activations]
+    if op in NONNEG_OPS:
+        result = True
+    elif op is operator.getitem or op in KEEP_SIGN_OPS or op is aten.adaptive_avg_pool1d:
+        result = bool(ins) and all(_nonnegative(a, activations, memo) for a in ins)
+    elif op is aten.add and not node.kwargs and len(ins) == len(node.args) == 2:
+        result = all(_nonnegative(a, activations, memo) for a in ins)
+    else:
+        result = False
+    memo[node] = result
+    return result
 
 
 def _make_layer(n, op, consts):
@@ -518,7 +549,9 @@ def _layer_factor(layer, a, relevance, z):
         def vjp(s, w):
             return s @ w
 
-    factor = linear_rule_factor(layer.rule, a, relevance, layer.weight, layer.bias, apply, vjp, z)
+    factor = linear_rule_factor(
+        layer.rule, a, relevance, layer.weight, layer.bias, apply, vjp, z, layer.nonneg_input
+    )
     return factor, apply, vjp
 
 
@@ -577,7 +610,7 @@ def propagate(plan, env, n, r, override=None):
     ):  # a residual sum, the common case: no autograd needed
         vals = [override.get(a, env[a]) for a in acts]
         out = vals[0] + vals[1] if override else env[n]
-        s = r / stabilize(out, plan.eps)
+        s = divide_stabilized(r, out, plan.eps)
         return {a: (v * s, s) for a, v in zip(acts, vals)}
     if override:
         local = dict(env)
@@ -586,7 +619,7 @@ def propagate(plan, env, n, r, override=None):
     else:
         out = env[n]
     out = out[0] if isinstance(out, (tuple, list)) else out
-    s = rs[0] / stabilize(out, plan.eps)
+    s = divide_stabilized(rs[0], out, plan.eps)
     _, grads = _vjp(n, env, acts, [s], override)
     return {a: (override.get(a, env[a]) * g, g) for a, g in zip(acts, grads)}
 
@@ -622,11 +655,12 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
             continue
         layer = pruned_at.get(n)
         if layer is not None and method != "lrp" and (layer.p_pos > 0 or layer.p_neg > 0):
-            mask, lam_pos, lam_neg = prune_plan(r, layer.p_pos, layer.p_neg)
+            scale = prune_scale(r, layer.p_pos, layer.p_neg)
             if method == "plrp-lambda":
-                r = prune_lambda(r, mask, lam_pos, lam_neg)
+                r = r * scale
             else:  # plrp-m: linear layers recompute what they send with the pruned neurons removed
-                kept = {n: env[n] * ~mask}
+                mask = mask_of(r, scale)
+                kept = {n: env[n].masked_fill(mask, 0)}
                 r = sum(
                     propagate(plan, env, u, r_u, kept)[n][0]
                     if u in plan.layers

@@ -4,152 +4,118 @@ For one sequence with positive entries P and negative entries N of R, sorted asc
 is the longest prefix whose cumulative |R| is ``<= p * T`` (T: the total mass of that sign). Ties are broken
 by position (a stable sort), so the pruned mass is exactly that of the longest such prefix.
 
-Sorting every hidden representation (64 filters x 1,000 bp x 64 sequences) would cost more than the
-backward pass itself, so long rows avoid the full sort, exactly:
-a sample-select brackets the threshold with a sorted subsample, checks the masses below and above the bracket
-exactly and sorts only the entries inside it; rows where the check fails (heavy tails fool the subsample)
-find the kept set from the top with ``topk`` and a growing k; the rest use the full sort.
+Sorting every hidden representation (64 filters x 1,000 bp x 64 sequences) would cost several times the
+backward pass, so no row is sorted. The bits of a float are ordered like its magnitude, so the sign, the
+exponent and the top :data:`MANTISSA_BITS` of the mantissa put each entry in a *bucket* of magnitudes
+(a relative width of ``2**-MANTISSA_BITS``) in one integer shift. A histogram of relevance mass over the
+buckets, one ``index_add_`` for the whole batch in float64, gives per sequence and sign the buckets pruned
+whole, and the one bucket where the cumulative mass crosses ``p T``. Only the entries of that bucket (a
+sliver of the row) are sorted, stably, to finish the prefix exactly. The result is the set of the full
+sort, up to float64 rounding of the masses.
 """
 
 import torch
 
-FULL_SORT_BELOW = 8192  # row length under which a full sort is cheap enough
-SAMPLE = 1024  # subsample per row that brackets the threshold
-MARGIN = 24  # subsample positions on each side of the estimated threshold
+MANTISSA_BITS = 4  # fastest of 3..6 on 2 CPU threads and on an H100 (benchmarks/README.md)
+_SHIFT = 23 - MANTISSA_BITS  # float32: 23 mantissa bits
+_HALF = 1 << (31 - _SHIFT)  # buckets per sign: 8 exponent bits + MANTISSA_BITS
 
 
-def _prefix_mask_sorted(v, p):
-    """Full stable sort. v: (N, D) >= 0 -> (pruned mask (N, D), pruned mass (N,) float64)."""
-    sv, order = torch.sort(v, dim=1, stable=True)
-    cs = torch.cumsum(sv.double(), dim=1)
-    pruned_sorted = (cs <= p * cs[:, -1:]) & (sv > 0)
-    mass = (sv.double() * pruned_sorted).sum(1)
-    return torch.zeros_like(pruned_sorted).scatter_(1, order, pruned_sorted), mass
+def _bucket_ids(r):
+    """r (N, D) -> (N, D) int32: each entry's bucket, numbered across the batch.
+
+    Per row, buckets ``[0, _HALF)`` hold the negative entries and ``[_HALF, 2 _HALF)`` the positive ones, each
+    ascending by magnitude; row ``i`` adds ``2 _HALF i``. Zeros fall in the first bucket of their sign.
+    """
+    bits = r.to(torch.float32).view(torch.int32)
+    # an arithmetic shift maps negatives (sign bit set) to (|bits| >> _SHIFT) - _HALF
+    offsets = torch.arange(r.shape[0], device=r.device, dtype=torch.int32) * (2 * _HALF) + _HALF
+    return (bits >> _SHIFT).add_(offsets[:, None])
 
 
-def _prefix_mask_select(v, p):
-    """Exact sample-select for long rows; the same set as :func:`_prefix_mask_sorted` up to rounding."""
-    n, d = v.shape
-    total = v.sum(1).double()
-    limit = p * total
-    stride = max(d // SAMPLE, 1)
-    sample, _ = torch.sort(v[:, ::stride], dim=1)
-    est = torch.cumsum(sample.double(), 1) * stride
-    k = torch.searchsorted(est, limit[:, None]).squeeze(1)
-    last = sample.shape[1] - 1
-    t_lo = sample.gather(1, (k - MARGIN).clamp(0, last)[:, None])
-    t_hi = sample.gather(1, (k + MARGIN).clamp(0, last)[:, None])
-    t_lo = t_lo.masked_fill((k - MARGIN)[:, None] < 0, 0)
-    t_hi = t_hi.masked_fill((k + MARGIN)[:, None] > last, float("inf"))
-    below = v < t_lo
-    lt_hi = v < t_hi
-    band = lt_hi ^ below
-    mass_lo = torch.where(below, v, 0).sum(1).double()
-    mass_hi = torch.where(lt_hi, v, 0).sum(1).double()
-    ok = (mass_lo <= limit) & ((mass_hi > limit) | torch.isinf(t_hi[:, 0]))
-    pruned = below  # entries below the bracket; zeros are removed by the caller (prune_plan)
-    mass = mass_lo
-    rows, cols = band.nonzero(as_tuple=True)
-    if rows.numel():
-        counts = torch.bincount(rows, minlength=n)
-        starts = torch.cumsum(counts, 0) - counts
-        slots = torch.arange(rows.numel(), device=v.device) - starts[rows]
-        width = int(counts.max())
-        vals = torch.full((n, width), float("inf"), dtype=v.dtype, device=v.device)
-        where = torch.zeros((n, width), dtype=torch.long, device=v.device)
-        vals[rows, slots] = v[rows, cols]
-        where[rows, slots] = cols
-        sv, order = torch.sort(vals, dim=1, stable=True)  # position order in: ties stay by position
-        finite = sv != float("inf")
-        cs = mass_lo[:, None] + torch.cumsum(torch.where(finite, sv, 0).double(), 1)
-        take = (cs <= limit[:, None]) & finite
-        r_idx, s_idx = take.nonzero(as_tuple=True)
-        pruned[r_idx, where.gather(1, order)[r_idx, s_idx]] = True
-        mass = mass + torch.where(take, sv, 0).double().sum(1)
-    if not bool(ok.all()):
-        bad = (~ok).nonzero(as_tuple=True)[0]
-        pruned[bad], mass[bad] = _prefix_mask_top(v[bad], p)
-    return pruned, mass
+def prune_scale(relevance, p_pos, p_neg):
+    """PLRP-λ as a factor: ``relevance * prune_scale(...)`` prunes and rescales each sequence.
 
+    relevance: (N, ...). Returns a tensor of its shape and dtype: 0 on the pruned entries, ``λ+ = T+ / (T+ -
+    pruned positive mass)`` on the kept positive ones and ``λ-`` likewise on the kept negative ones (zeros
+    get a positive factor; they are never pruned). ``p_pos = p_neg = 0`` gives ones.
+    """
+    n = relevance.shape[0]
+    r = relevance.reshape(n, -1)
+    if p_pos <= 0 and p_neg <= 0:
+        return torch.ones_like(relevance)
+    dev = r.device
+    gid = _bucket_ids(r)
+    hist = torch.zeros(n * 2 * _HALF, dtype=torch.float64, device=dev)
+    hist = hist.index_add_(0, gid.view(-1), r.reshape(-1).double()).view(n, 2, _HALF)
+    # [:, 0]: the negative mass (as negative sums), [:, 1]: the positive
+    hist[:, 0].neg_()
+    cum = hist.cumsum(-1)
+    total = cum[..., -1]  # (N, 2): T-, T+
+    p = torch.tensor([p_neg, p_pos], dtype=torch.float64, device=dev)
+    limit = total * p
+    # buckets pruned whole: those whose cumulative mass stays within p T; the next one is crossed
+    cut = (cum <= limit[..., None]).sum(-1)
+    cut = torch.where(p > 0, cut, 0)
+    below = torch.where(cut > 0, cum.gather(-1, (cut - 1).clamp(min=0)[..., None])[..., 0], 0.0)
+    crossed = (p > 0) & (cut < _HALF)
 
-def _prefix_mask_top(v, p):
-    """Exact, from the top: when a few large entries hold most of the mass (the usual case for relevance),
-    the kept set is the smallest top-k whose mass reaches ``(1 - p) T``, found with ``topk`` and a growing k.
-    Ties at the threshold are resolved as the stable ascending sort does (lower positions pruned first).
-    Rows whose kept set is large fall back to the full sort."""
-    n, d = v.shape
-    total = v.sum(1).double()
-    need = (1 - p) * total
-    pruned = torch.zeros_like(v, dtype=torch.bool)
-    mass = torch.zeros(n, dtype=torch.float64, device=v.device)
-    todo = torch.arange(n, device=v.device)
-    k = 256
-    while todo.numel() and k < d // 4:
-        top, _ = torch.topk(v[todo], k, dim=1)
-        cum = torch.cumsum(top.double(), 1)
-        # the prefix rule in descending terms: keep the smallest j with T - c_j <= p T (within rounding)
-        reach = cum >= need[todo, None] - 1e-12 * total[todo, None]
-        done = reach[:, -1]
-        if bool(done.any()):
-            rows = todo[done]
-            j = reach[done].float().argmax(1)  # index of the last kept entry in descending order
-            t = top[done].gather(1, j[:, None])  # the threshold value
-            vv = v[rows]
-            above = vv > t
-            ties = vv == t
-            n_keep_ties = (j + 1) - above.sum(1)  # kept entries equal to t
-            # stable ascending order prunes the lowest positions first: keep the highest-positioned ties
-            from_right = torch.flip(torch.cumsum(torch.flip(ties, [1]), 1), [1])
-            keep = above | (ties & (from_right <= n_keep_ties[:, None]))
-            pr = ~keep & (vv > 0)
-            pruned[rows] = pr
-            mass[rows] = torch.where(pr, vv, 0).sum(1).double()
-        todo = todo[~done]
-        k *= 4
-    if todo.numel():
-        pruned[todo], mass[todo] = _prefix_mask_sorted(v[todo], p)
-    return pruned, mass
+    # finish the crossed bucket of each (sequence, sign): its entries in stable ascending order. No step
+    # but ``nonzero`` waits on the device.
+    in_band = torch.zeros(n, 2, _HALF + 1, dtype=torch.bool, device=dev)  # slot _HALF: none crossed
+    in_band.scatter_(-1, torch.where(crossed, cut, _HALF)[..., None], True)
+    in_band = in_band[..., :_HALF].reshape(-1)
+    flat = in_band.index_select(0, gid.view(-1)).nonzero().squeeze(1)  # positions, ascending
+    band_gid = gid.view(-1)[flat].long()
+    mag = r.reshape(-1)[flat].abs().double()
+    order = torch.argsort(mag, stable=True)
+    order = order[torch.argsort(band_gid[order], stable=True)]  # by bucket, then magnitude, then position
+    flat, band_gid, mag = flat[order], band_gid[order], mag[order]
+    seg = band_gid // _HALF  # sequence * 2 + sign
+    # Cumulative mass within each bucket from one cumsum over all of them: each bucket's magnitudes are
+    # first scaled by a power of two (exact) into [1, 2), so buckets far apart in size lose nothing to
+    # rounding; a bucket's sum restarts at its first entry.
+    exponent = (band_gid % _HALF) >> MANTISSA_BITS  # the float32 biased exponent of the bucket
+    unit = torch.ldexp(torch.ones_like(mag), (exponent - 127).clamp(min=-126))
+    x = mag / unit
+    cs = x.cumsum(0)
+    pos = torch.arange(seg.numel(), device=dev)
+    starts = torch.ones_like(seg, dtype=torch.bool)
+    starts[1:] = seg[1:] != seg[:-1]
+    head = torch.cummax(torch.where(starts, pos, 0), 0).values
+    within = cs - cs[head] + x[head]
+    room = (limit - below).view(-1)[seg] / unit  # mass left under p T, in the bucket's unit
+    take = (within <= room) & (mag > 0)
+    pruned_mass = below.reshape(-1).index_add(0, seg, torch.where(take, mag, 0.0)).view(n, 2)
 
-
-def _prune_one_sign(v, p):
-    """v: (N, D) non-negative masses -> (pruned mask (N, D), pruned mass (N,) float64)."""
-    if p <= 0:
-        return torch.zeros_like(v, dtype=torch.bool), torch.zeros(v.shape[0], dtype=torch.float64)
-    if v.shape[1] < FULL_SORT_BELOW:
-        return _prefix_mask_sorted(v, p)
-    return _prefix_mask_select(v, p)
+    lam = torch.where(total > pruned_mass, total / (total - pruned_mass).clamp(min=1e-300), 1.0)
+    buckets = torch.arange(_HALF, device=dev)
+    table = torch.where(buckets < cut[..., None], 0.0, lam[..., None]).to(relevance.dtype)
+    scale = table.view(-1).index_select(0, gid.view(-1))
+    # the crossed buckets' entries got their sign's factor from the table; zero those pruned
+    scale.index_put_((flat,), torch.where(take, 0.0, lam.view(-1)[seg]).to(scale.dtype))
+    return scale.view(relevance.shape)
 
 
 def pruning_mask(relevance, p_pos, p_neg):
     """Which entries of ``relevance`` (N, ...) PLRP prunes; a bool tensor of the same shape."""
-    return prune_plan(relevance, p_pos, p_neg)[0]
+    return mask_of(relevance, prune_scale(relevance, p_pos, p_neg))
 
 
-def prune_plan(relevance, p_pos, p_neg):
-    """``(mask, lam_pos, lam_neg)``: the pruned entries (relevance's shape) and, per sequence (N,), the
-    factors that restore the positive and the negative mass: ``T / (T - pruned mass)``."""
+def mask_of(relevance, scale):
+    """The pruned entries given :func:`prune_scale`'s factor: zeroed, and not zero to begin with."""
+    return (scale == 0) & (relevance != 0)
+
+
+def prune_lambda(relevance, mask):
+    """Zero the masked entries and rescale the kept ones so that each sequence's positive and negative
+    relevance mass are each conserved. relevance, mask: (N, ...). (PLRP-M uses it on what a consumer without
+    weights, such as a residual skip, sends: its own masses, with the set chosen on the total.)"""
     r = relevance.reshape(relevance.shape[0], -1)
-    pos, neg = r.clamp(min=0), r.neg().clamp_(min=0)
-    mask_pos, mass_pos = _prune_one_sign(pos, p_pos)
-    mask_neg, mass_neg = _prune_one_sign(neg, p_neg)
-    t_pos, t_neg = pos.sum(1).double(), neg.sum(1).double()
-    lam_pos = torch.where(t_pos > mass_pos, t_pos / (t_pos - mass_pos).clamp(min=1e-300), 1.0)
-    lam_neg = torch.where(t_neg > mass_neg, t_neg / (t_neg - mass_neg).clamp(min=1e-300), 1.0)
-    mask = ((mask_pos | mask_neg) & (r != 0)).reshape(relevance.shape)
-    return mask, lam_pos.to(relevance.dtype), lam_neg.to(relevance.dtype)
-
-
-def prune_lambda(relevance, mask, lam_pos=None, lam_neg=None):
-    """PLRP-λ: zero the pruned entries and rescale the kept ones so that the positive and the negative
-    relevance mass of each sequence are each conserved. relevance, mask: (N, ...); lam_*: (N,) from
-    :func:`prune_plan` (computed here when not given)."""
-    r = relevance.reshape(relevance.shape[0], -1)
-    m = mask.reshape(r.shape)
-    kept = r.masked_fill(m, 0)
-    if lam_pos is None:
-        t_pos, t_neg = r.clamp(min=0).sum(1), r.clamp(max=0).sum(1)
-        k_pos, k_neg = kept.clamp(min=0).sum(1), kept.clamp(max=0).sum(1)
-        lam_pos = torch.where(k_pos != 0, t_pos / k_pos.where(k_pos != 0, 1), 1.0)
-        lam_neg = torch.where(k_neg != 0, t_neg / k_neg.where(k_neg != 0, 1), 1.0)
+    kept = r.masked_fill(mask.reshape(r.shape), 0)
+    t_pos, t_neg = r.clamp(min=0).sum(1), r.clamp(max=0).sum(1)
+    k_pos, k_neg = kept.clamp(min=0).sum(1), kept.clamp(max=0).sum(1)
+    lam_pos = torch.where(k_pos != 0, t_pos / k_pos.where(k_pos != 0, 1), 1.0)
+    lam_neg = torch.where(k_neg != 0, t_neg / k_neg.where(k_neg != 0, 1), 1.0)
     scale = torch.where(kept > 0, lam_pos[:, None], lam_neg[:, None])
     return (kept * scale).reshape(relevance.shape)

@@ -85,33 +85,37 @@ def composite(spec=None):
 
 
 def stabilize(z, eps):
-    """``z + eps * sign(z)`` with ``sign(+0) = 1``: the denominator of the epsilon rule."""
-    return z + torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z)
+    """``z + eps * sign(z)`` with ``sign(+0) = 1``: the denominator of the epsilon rule (a new tensor)."""
+    return torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z).add_(z)
 
 
-def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None):
+def divide_stabilized(relevance, z, eps):
+    """``relevance / stabilize(z, eps)``, in one buffer."""
+    d = stabilize(z, eps)
+    return torch.div(relevance, d, out=d)
+
+
+def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
     """The factor ``c`` of ``R_in = a * c`` for one linear layer.
 
     a: input activations; relevance: ``R`` at the output, shape of ``z``; ``apply(a, w, b)`` computes the
-    layer; ``vjp(s, w)`` computes ``W^T s`` for the input; ``z``: the stored output (epsilon rule reuses it).
+    layer; ``vjp(s, w)`` computes ``W^T s`` for the input; ``z``: the stored output (epsilon rule reuses it);
+    nonneg: ``a >= 0`` is known (else z-plus checks it).
     """
     if rule.name == "epsilon":
         z = apply(a, weight, bias) if z is None else z
-        return vjp(relevance / stabilize(z, rule.eps), weight)
+        return vjp(divide_stabilized(relevance, z, rule.eps), weight)
     if rule.name == "gamma":
         w = weight + rule.gamma * weight.clamp(min=0)
         b = None if bias is None else bias + rule.gamma * bias.clamp(min=0)
-        return vjp(relevance / stabilize(apply(a, w, b), rule.eps), w)
+        return vjp(divide_stabilized(relevance, apply(a, w, b), rule.eps), w)
     # z-plus
     w_pos = weight.clamp(min=0)
-    if float(a.min()) >= 0:
-        z_pos = apply(a, w_pos, None)
-        z_pos.add_(
-            torch.copysign(torch.tensor(rule.eps, dtype=z_pos.dtype, device=z_pos.device), z_pos)
-        )
+    if nonneg or float(a.min()) >= 0:
+        z_pos = apply(a, w_pos, None).add_(rule.eps)  # z+ >= 0 here: stabilize is + eps
         return vjp(torch.div(relevance, z_pos, out=z_pos), w_pos)
     w_neg = weight.clamp(max=0)
     a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
-    s = relevance / stabilize(apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps)
+    s = divide_stabilized(relevance, apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps)
     # a * c must equal a+ (W+^T s) + a- (W-^T s): pick the factor by the sign of a.
     return torch.where(a >= 0, vjp(s, w_pos), vjp(s, w_neg))

@@ -285,19 +285,75 @@ def test_deeplift_shap_through_tangermeme():
     )
 
 
-@pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
-def test_sample_select_equals_the_full_sort(p):
-    from lrp.prune import _prefix_mask_select, _prefix_mask_sorted, _prefix_mask_top
+def _sorted_prefix_mask(v, p):
+    """The definition, by a full stable sort: v (N, D) >= 0 -> pruned mask (N, D)."""
+    sv, order = torch.sort(v, dim=1, stable=True)
+    cs = torch.cumsum(sv.double(), dim=1)
+    pruned_sorted = (cs <= p * cs[:, -1:]) & (sv > 0)
+    return torch.zeros_like(pruned_sorted).scatter_(1, order, pruned_sorted)
 
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
+def test_histogram_select_equals_the_full_sort(p):
     g = torch.Generator().manual_seed(int(p * 100))
-    v = torch.randn(8, 40000, generator=g).abs() ** 3 * (torch.rand(8, 40000, generator=g) > 0.4)
-    v[3] = (torch.rand(40000, generator=g) * 5).round()  # heavy ties: the fallback path
-    v[4] = torch.exp(torch.randn(40000, generator=g) * 4)  # heavy tail: the top-k path
+    v = torch.randn(10, 40000, generator=g).abs() ** 3 * (torch.rand(10, 40000, generator=g) > 0.4)
+    v[3] = (torch.rand(40000, generator=g) * 5).round()  # heavy ties: whole buckets of equal values
+    v[4] = torch.exp(torch.randn(40000, generator=g) * 4)  # heavy tail
     v[5, ::7] = 2.0  # ties at the threshold
-    full, full_mass = _prefix_mask_sorted(v, p)
-    fast, fast_mass = _prefix_mask_select(v, p)
-    assert torch.equal(fast & (v > 0), full)
-    torch.testing.assert_close(fast_mass, full_mass, rtol=1e-6, atol=0)
-    top, top_mass = _prefix_mask_top(v, p)
-    assert torch.equal(top, full)
-    torch.testing.assert_close(top_mass, full_mass, rtol=1e-6, atol=0)
+    v[6] = 1.0  # one bucket holds the whole row
+    v[7, :] = 0.0
+    v[7, 123] = 3.0  # a single entry
+    v[8] = torch.rand(40000, generator=g) * 1e-30  # tiny values (denormal-free float32 range)
+    signs = torch.where(torch.rand(10, 40000, generator=g) < 0.5, -1.0, 1.0)
+    r = v * signs
+    p_neg = p / 2
+    fast = pruning_mask(r, p, p_neg)
+    want = _sorted_prefix_mask(r.clamp(min=0), p) | _sorted_prefix_mask((-r).clamp(min=0), p_neg)
+    assert torch.equal(fast, want)
+    # PLRP-λ keeps each sign's mass, and the float64 relevance path agrees with float32
+    pruned = prune_lambda(r, fast)
+    for sign in (1, -1):
+        torch.testing.assert_close((pruned * sign).clamp(min=0).sum(1), (r * sign).clamp(min=0).sum(1))
+    assert torch.equal(pruning_mask(r.double(), p, p_neg), want)
+
+
+def test_inputs_known_nonnegative_by_construction():
+    """z-plus skips its runtime sign check only where the graph guarantees a >= 0; the result is the same."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = nn.Conv1d(4, 6, 5, padding=2)
+            self.after_relu = nn.Conv1d(6, 6, 3, padding=1)
+            self.after_pool_sum = nn.Conv1d(6, 6, 3, padding=1)
+            self.after_tanh = nn.Conv1d(6, 6, 3, padding=1)
+            self.after_pad = nn.Conv1d(6, 6, 3)
+            self.head = nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.c0(x))
+            h = h + torch.relu(self.after_relu(h))
+            h = F.max_pool1d(h, 2) + F.max_pool1d(h, 2)
+            h = torch.tanh(self.after_pool_sum(h))
+            h = self.after_tanh(h)
+            h = self.after_pad(F.pad(torch.relu(h), (1, 1), value=-1.0))
+            return self.head(h.mean(-1))
+
+    from lrp.explain import Explainer
+
+    model = Net().eval()
+    explainer = Explainer(model, 40, 4, "lrp", 0, device="cpu")
+    known = {layer.name: layer.nonneg_input for layer in explainer.plan.layers.values()}
+    assert known == {
+        "c0": False,
+        "after_relu": True,
+        "after_pool_sum": True,
+        "after_tanh": False,
+        "after_pad": False,
+        "head": False,
+    }
+    x = one_hot(5, 40, seed=8)
+    fast = explainer.explain_batch(x).relevance
+    for layer in explainer.plan.layers.values():
+        layer.nonneg_input = False  # every z-plus layer checks its input at run time
+    torch.testing.assert_close(explainer.explain_batch(x).relevance, fast, rtol=0, atol=0)
