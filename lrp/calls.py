@@ -14,6 +14,12 @@ one-hot of that span is the observed site; relevance-weighted CWMs are what ``lr
 
 q-value: per seqlet, Benjamini-Hochberg over its TOMTOM p-values against every database motif; a call is
 labelled with its best match's TF name when ``q <= max_q``, else ``unknown``.
+
+Equivalent matches: a short site matches several database motifs about equally well (JASPAR holds many
+near-identical matrices of one family: the ETS factors, the E-box bHLH factors, GATA1/GATA2...), so the best
+match among them is close to arbitrary. ``matches`` lists every TF whose motif the call matches with
+``q <= max_q`` (best first; the name is its first entry); the evaluation (``lrp.metrics.call_accuracy``)
+counts a labelled call on a site of TF T as correct when T is among them.
 """
 
 import logging
@@ -55,7 +61,17 @@ PALETTE = [
     "57,59,121",
     "99,121,57",
 ]
-BED9 = ["chrom", "start", "end", "name", "score", "strand", "thickStart", "thickEnd", "itemRgb"]
+BED9 = [
+    "chrom",
+    "start",
+    "end",
+    "name",
+    "score",
+    "strand",
+    "thickStart",
+    "thickEnd",
+    "itemRgb",
+]
 TSV_COLUMNS = BED9[:6] + [
     "region",
     "region_index",
@@ -69,6 +85,7 @@ TSV_COLUMNS = BED9[:6] + [
     "match_name",
     "tomtom_p",
     "q",
+    "matches",
     "match_strand",
     "match_offset",
     "n_windows",
@@ -92,7 +109,10 @@ def load_motif_db(path):
     keys = list(motifs)
     mids = [ids[k] for k in keys]
     # read_meme makes repeated names unique as NAME_ID; the TF name is NAME.
-    names = [k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k for k, m in zip(keys, mids)]
+    names = [
+        k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k
+        for k, m in zip(keys, mids)
+    ]
     return mids, names, [np.asarray(motifs[k], dtype=np.float64) for k in keys]
 
 
@@ -103,12 +123,27 @@ def bh_best_q(pvals):
     return np.minimum(1.0, (p * m / np.arange(1, m + 1)).min(axis=1))
 
 
-def tomtom_best(queries, pfms, n_jobs=-1, chunk=256):
+def bh_q(pvals):
+    """Benjamini-Hochberg q-values of every entry of ``pvals (n, m)``, each row on its own."""
+    p = np.asarray(pvals, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    m = p.shape[1]
+    order = np.argsort(p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1) * m / np.arange(1, m + 1)
+    ranked = np.minimum(1.0, np.minimum.accumulate(ranked[:, ::-1], axis=1)[:, ::-1])
+    q = np.empty_like(p)
+    np.put_along_axis(q, order, ranked, axis=1)
+    return q
+
+
+def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
     """Best TOMTOM match of each ``(4, w)`` query against ``pfms``.
 
     Returns a DataFrame ``match_idx`` (-1 when the query is empty), ``tomtom_p``, ``q`` (BH over the
     database), ``match_strand`` (``+``/``-``: the strand of the database motif that matched),
-    ``match_offset``.
+    ``match_offset``; with ``max_q``, also ``significant``: per query the database indices with
+    ``q <= max_q``, best (smallest p) first.
     """
     from memelite import tomtom
 
@@ -122,12 +157,15 @@ def tomtom_best(queries, pfms, n_jobs=-1, chunk=256):
             "match_offset": np.zeros(n, np.int64),
         }
     )
+    significant = [np.zeros(0, np.int64) for _ in range(n)]
     ok = [i for i, q in enumerate(queries) if q.shape[1] > 0 and np.abs(q).sum() > 0]
     targets = [np.ascontiguousarray(p, dtype=np.float64) for p in pfms]
     for c in range(0, len(ok), chunk):
         idx = ok[c : c + chunk]
         qs = [np.asfortranarray(queries[i], dtype=np.float64) for i in idx]
-        res = tomtom(qs, targets, n_jobs=n_jobs)  # (5, nQ, nT): p, score, offset, overlap, strand
+        res = tomtom(
+            qs, targets, n_jobs=n_jobs
+        )  # (5, nQ, nT): p, score, offset, overlap, strand
         best = np.argmin(res[0], axis=1)
         rows = np.arange(len(idx))
         out.loc[idx, "match_idx"] = best
@@ -135,6 +173,13 @@ def tomtom_best(queries, pfms, n_jobs=-1, chunk=256):
         out.loc[idx, "q"] = bh_best_q(res[0])
         out.loc[idx, "match_strand"] = np.where(res[4, rows, best] > 0, "-", "+")
         out.loc[idx, "match_offset"] = res[2, rows, best].astype(np.int64)
+        if max_q is not None:
+            q = bh_q(res[0])
+            for k, i in enumerate(idx):
+                hits = np.flatnonzero(q[k] <= max_q)
+                significant[i] = hits[np.argsort(res[0, k, hits], kind="stable")]
+    if max_q is not None:
+        out["significant"] = significant
     return out
 
 
@@ -143,11 +188,15 @@ def load_relevance(path, keys=("relevance", "hypothetical", "ohe", "index")):
     """Arrays of a gathered ``relevance.npz``; checks ``(N, 4, L)`` shapes and ``index (N,)``."""
     path = Path(path)
     if not path.is_file():
-        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
+        raise input_error(
+            path, None, "relevance file not found", "run `plrp gather` first"
+        )
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in keys if k not in z.files]
         if missing:
-            raise input_error(path, None, f"missing arrays {missing}", "run `plrp gather` again")
+            raise input_error(
+                path, None, f"missing arrays {missing}", "run `plrp gather` again"
+            )
         extra = ("layer_gini", "layer_names", "target", "p_pos", "p_neg", "method")
         arrays = {k: z[k] for k in z.files if k in keys or k in extra}
     shape = arrays["relevance"].shape
@@ -205,7 +254,8 @@ def to_genome(seqlets, index, regions):
     out = pd.DataFrame(
         {
             "chrom": r["chrom"].astype(str).to_numpy(),
-            "start": r["start"].to_numpy(np.int64) + seqlets["start"].to_numpy(np.int64),
+            "start": r["start"].to_numpy(np.int64)
+            + seqlets["start"].to_numpy(np.int64),
             "end": r["start"].to_numpy(np.int64) + seqlets["end"].to_numpy(np.int64),
             "region": r["name"].astype(str).to_numpy(),
             "region_index": reg,
@@ -264,7 +314,9 @@ def merge_duplicates(calls, tmpdir=None):
     partners = [[] for _ in range(n)]
     for a, b in pairs:
         partners[a].append(b)
-    order = np.lexsort((calls["seqlet_p"].to_numpy(), -calls["attribution"].abs().to_numpy()))
+    order = np.lexsort(
+        (calls["seqlet_p"].to_numpy(), -calls["attribution"].abs().to_numpy())
+    )
     keeper = np.full(n, -1, np.int64)
     for i in order:
         kept = [j for j in partners[i] if keeper[j] == j]
@@ -272,7 +324,9 @@ def merge_duplicates(calls, tmpdir=None):
     keep = keeper == np.arange(n)
     n_windows = np.bincount(keeper, minlength=n)
     out = calls[keep].assign(n_windows=n_windows[keep])
-    log.info("calls: %d seqlets -> %d sites after merging overlapping windows", n, keep.sum())
+    log.info(
+        "calls: %d seqlets -> %d sites after merging overlapping windows", n, keep.sum()
+    )
     return out.reset_index(drop=True)
 
 
@@ -281,22 +335,29 @@ def annotate(calls, ohe, db, max_q=0.05, n_jobs=-1):
     ids, names, pfms = db
     queries = [
         np.asarray(ohe[r, :, s:e], dtype=np.float64)
-        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(index=False)
+        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(
+            index=False
+        )
     ]
-    m = tomtom_best(queries, pfms, n_jobs=n_jobs)
+    m = tomtom_best(queries, pfms, n_jobs=n_jobs, max_q=max_q)
     idx = m["match_idx"].to_numpy()
+    names_arr = np.array(names, object)
     has = idx >= 0
     calls = calls.assign(
         match_id=np.where(has, np.array(ids, object)[np.maximum(idx, 0)], ""),
         match_name=np.where(has, np.array(names, object)[np.maximum(idx, 0)], ""),
         tomtom_p=m["tomtom_p"].to_numpy(),
         q=m["q"].to_numpy(),
+        # unique TF names in order of p (a TF may have several matrices)
+        matches=[",".join(dict.fromkeys(names_arr[h])) for h in m["significant"]],
         match_strand=m["match_strand"].to_numpy(),
         match_offset=m["match_offset"].to_numpy(),
     )
     from lrp.genome import decode
 
-    calls["sequence"] = [decode(q.astype(np.float32)) if q.shape[1] else "" for q in queries]
+    calls["sequence"] = [
+        decode(q.astype(np.float32)) if q.shape[1] else "" for q in queries
+    ]
     labelled = has & (calls["q"].to_numpy() <= max_q)
     calls["name"] = np.where(labelled, calls["match_name"], UNKNOWN)
     calls["strand"] = np.where(labelled, calls["match_strand"], ".")
@@ -307,11 +368,15 @@ def finish(calls):
     """BED fields: ``score`` 0-1000 from ``|attribution|`` over this file's maximum; rows sorted."""
     a = calls["attribution"].abs().to_numpy()
     top = a.max() if len(a) else 0.0
-    score = np.rint(1000 * a / top).astype(np.int64) if top > 0 else np.zeros(len(a), np.int64)
-    calls = calls.assign(score=np.clip(score, 0, 1000))
-    calls = calls.sort_values(["chrom", "start", "end", "sign"], kind="stable").reset_index(
-        drop=True
+    score = (
+        np.rint(1000 * a / top).astype(np.int64)
+        if top > 0
+        else np.zeros(len(a), np.int64)
     )
+    calls = calls.assign(score=np.clip(score, 0, 1000))
+    calls = calls.sort_values(
+        ["chrom", "start", "end", "sign"], kind="stable"
+    ).reset_index(drop=True)
     return calls[TSV_COLUMNS]
 
 
@@ -324,6 +389,7 @@ def call_motifs(
     max_len=25,
     flank=0,
     trim=0.1,
+    merge_gap=4,
     negative=True,
     max_q=0.05,
     max_seqlets=None,
@@ -347,9 +413,13 @@ def call_motifs(
         negative=negative,
         max_seqlets=max_seqlets,
         trim=trim,
+        merge_gap=merge_gap,
     )
     if min_target is not None:
-        keep = np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()] >= min_target
+        keep = (
+            np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()]
+            >= min_target
+        )
         seqlets = seqlets[keep].reset_index(drop=True)
     calls = to_genome(seqlets, arrays["index"], regions)
     calls = merge_duplicates(calls, tmpdir=tmpdir)
@@ -379,7 +449,9 @@ def write_bed(path, calls, track_name="motif_calls", description="PLRP motif cal
     """Write sorted BED9 with a ``track`` line (``itemRgb="On"``), atomically."""
     df = bed9(calls)
     with atomic_open(path) as handle:
-        handle.write(f'track name="{track_name}" description="{description}" itemRgb="On"\n')
+        handle.write(
+            f'track name="{track_name}" description="{description}" itemRgb="On"\n'
+        )
         df.to_csv(handle, sep="\t", header=False, index=False)
 
 
@@ -392,11 +464,19 @@ def write_tsv(path, calls):
 def read_calls(path):
     """Read a calls TSV written by :func:`write_tsv`."""
     if not Path(path).is_file():
-        raise input_error(path, None, "motif calls TSV not found", "run `plrp call-motifs` first")
-    df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values={"tomtom_p": [""], "q": [""]})
+        raise input_error(
+            path, None, "motif calls TSV not found", "run `plrp call-motifs` first"
+        )
+    df = pd.read_csv(
+        path, sep="\t", keep_default_na=False, na_values={"tomtom_p": [""], "q": [""]}
+    )
+    if "matches" in df:
+        df["matches"] = df["matches"].astype(str)
     missing = [c for c in ("chrom", "start", "end", "name", "sign") if c not in df]
     if missing:
-        raise input_error(path, None, f"missing columns {missing}", "rerun `plrp call-motifs`")
+        raise input_error(
+            path, None, f"missing columns {missing}", "rerun `plrp call-motifs`"
+        )
     return df.astype({"chrom": str, "start": np.int64, "end": np.int64, "name": str})
 
 
@@ -409,14 +489,24 @@ def write_bigbed(path, chrom_sizes, calls):
 
 # --------------------------------------------------------------------------------------------- CLI
 def call_motifs_arguments(parser):
-    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
-    parser.add_argument("--regions", required=True, help="region table regions.bed (row = region)")
-    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
-    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
+    parser.add_argument(
+        "--relevance", required=True, help="gathered relevance.npz of one method"
+    )
+    parser.add_argument(
+        "--regions", required=True, help="region table regions.bed (row = region)"
+    )
+    parser.add_argument(
+        "--motif-db", required=True, help="motif database, MEME (NAME = TF name)"
+    )
+    parser.add_argument(
+        "--fasta", required=True, help="genome FASTA (chromosome sizes)"
+    )
     parser.add_argument(
         "--out-bed", required=True, help="BED9 of calls (sorted, with a track line)"
     )
-    parser.add_argument("--out-tsv", required=True, help="TSV of calls with every field")
+    parser.add_argument(
+        "--out-tsv", required=True, help="TSV of calls with every field"
+    )
     parser.add_argument("--out-bigbed", help="bigBed of the calls (.bb)")
     parser.add_argument(
         "--threshold",
@@ -424,30 +514,50 @@ def call_motifs_arguments(parser):
         default=0.01,
         help="recursive-seqlet p-value threshold (a rank score; default 0.01)",
     )
-    parser.add_argument("--min-len", type=int, default=4, help="minimum seqlet length (bp)")
-    parser.add_argument("--max-len", type=int, default=25, help="maximum seqlet length (bp)")
-    parser.add_argument("--flank", type=int, default=0, help="bp added to both seqlet ends")
+    parser.add_argument(
+        "--min-len", type=int, default=4, help="minimum seqlet length (bp)"
+    )
+    parser.add_argument(
+        "--max-len", type=int, default=25, help="maximum seqlet length (bp)"
+    )
+    parser.add_argument(
+        "--flank", type=int, default=0, help="bp added to both seqlet ends"
+    )
     parser.add_argument(
         "--trim",
         type=float,
         default=0.1,
         help="trim seqlet ends below this fraction of the span's maximum (0: off)",
     )
-    parser.add_argument("--no-negative", action="store_true", help="do not call negative seqlets")
+    parser.add_argument(
+        "--merge-gap",
+        type=int,
+        default=4,
+        help="join seqlets of one sign at most this many bp apart in a window (-1: off; default 4)",
+    )
+    parser.add_argument(
+        "--no-negative", action="store_true", help="do not call negative seqlets"
+    )
     parser.add_argument(
         "--max-q",
         type=float,
         default=0.05,
         help="label a call with its best match when TOMTOM q <= this; else unknown",
     )
-    parser.add_argument("--max-seqlets", type=int, help="keep at most this many strongest seqlets")
+    parser.add_argument(
+        "--max-seqlets", type=int, help="keep at most this many strongest seqlets"
+    )
     parser.add_argument(
         "--min-target",
         type=float,
         help="call only in windows whose explained output is at least this (e.g. 0 for a logit)",
     )
-    parser.add_argument("--track-name", default=None, help="track name (default: BED file stem)")
-    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
+    parser.add_argument(
+        "--track-name", default=None, help="track name (default: BED file stem)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=-1, help="TOMTOM threads (-1: all)"
+    )
 
 
 def call_motifs_main(args):
@@ -479,6 +589,7 @@ def call_motifs_main(args):
             max_len=args.max_len,
             flank=args.flank,
             trim=args.trim,
+            merge_gap=args.merge_gap,
             negative=not args.no_negative,
             max_q=args.max_q,
             max_seqlets=args.max_seqlets,
@@ -500,4 +611,6 @@ def call_motifs_main(args):
     if args.out_bigbed:
         write_bigbed(args.out_bigbed, sizes, calls)
     n_lab = int((calls["name"] != UNKNOWN).sum())
-    log.info("call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed)
+    log.info(
+        "call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed
+    )

@@ -177,28 +177,36 @@ def _prf(n_correct, n_calls, n_hit, n_sites):
 def call_accuracy(calls, sites, regions, unknown="unknown"):
     """Precision, recall and F1 of motif calls against known sites, overall and per TF.
 
-    ``calls``: DataFrame chrom, start, end, name (best match TF, or ``unknown`` = unlabelled).
+    ``calls``: DataFrame chrom, start, end, name (best match TF, or ``unknown`` = unlabelled) and optionally
+    ``matches`` (comma-separated TFs of every significant database match, as ``lrp.calls`` writes).
     ``sites``: chrom, start, end, name (TF). ``regions``: the explained windows (chrom, start, end).
-    A call is correct when it overlaps a known site and, if labelled, its label is that site's TF.
-    Recall: sites wholly inside an explained region hit by at least one correct call. Per TF: precision
-    over calls labelled with that TF, recall over that TF's sites. Returns ``{"overall": {...},
-    "per_tf": {tf: {...}}}``.
+    A call is correct when it overlaps a known site and, if labelled, that site's TF is its label or one of
+    its significant matches (database motifs it matches equally well). Recall: sites wholly inside an
+    explained region hit by at least one correct call. Per TF: precision over calls that name that TF
+    (label or match), recall over that TF's sites. Returns ``{"overall": {...}, "per_tf": {tf: {...}}}``.
     """
     sites = sites.reset_index(drop=True)
     calls = calls.reset_index(drop=True)
     eligible = inside(sites, regions) if len(sites) else np.zeros(0, bool)
     c_name = calls["name"].astype(str).to_numpy()
     s_name = sites["name"].astype(str).to_numpy()
+    if "matches" in calls:
+        named = [
+            {n} | set(filter(None, str(m).split(","))) if n != unknown else set()
+            for n, m in zip(c_name, calls["matches"].fillna(""))
+        ]
+    else:
+        named = [{n} if n != unknown else set() for n in c_name]
     correct = np.zeros(len(calls), bool)
     hit = np.zeros(len(sites), bool)
     for i, j in _overlap_pairs(calls, sites) if len(calls) and len(sites) else []:
-        if c_name[i] == unknown or c_name[i] == s_name[j]:
+        if c_name[i] == unknown or s_name[j] in named[i]:
             correct[i] = True
             hit[j] = True
     out = {"overall": _prf(correct.sum(), len(calls), (hit & eligible).sum(), eligible.sum())}
     per_tf = {}
     for tf in sorted(set(s_name[eligible]) | (set(c_name) - {unknown})):
-        mine = c_name == tf
+        mine = np.array([tf in n for n in named], bool)
         theirs = eligible & (s_name == tf)
         per_tf[tf] = _prf((correct & mine).sum(), mine.sum(), (hit & theirs).sum(), theirs.sum())
     out["per_tf"] = per_tf

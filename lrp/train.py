@@ -159,7 +159,7 @@ def train(
     out_dir,
     seed=0,
     length=1000,
-    epochs=10,
+    epochs=20,
     threads=2,
     batch_size=64,
     windows_per_epoch=3200,
@@ -366,7 +366,7 @@ def train_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--length", type=int, default=1000, help="input window length in bp")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
     parser.add_argument(
         "--windows-per-epoch", type=int, default=3200, help="training windows per epoch"
     )

@@ -21,7 +21,12 @@ def test_positive_and_negative_peaks(scores):
     df = call_seqlets(scores, threshold=1e-4)
     assert list(df.columns) == COLUMNS
     key = {(r.example_idx, r.start, r.end, r.sign) for r in df.itertuples()}
-    assert {(3, 50, 60, 1), (7, 100, 108, -1), (10, 20, 30, 1), (10, 150, 160, -1)} <= key
+    assert {
+        (3, 50, 60, 1),
+        (7, 100, 108, -1),
+        (10, 20, 30, 1),
+        (10, 150, 160, -1),
+    } <= key
     assert (df.loc[df["sign"] > 0, "attribution"] > 0).all()
     assert (df.loc[df["sign"] < 0, "attribution"] < 0).all()
     assert len(df) == 4  # nothing called in the noise at this threshold
@@ -32,7 +37,9 @@ def test_positive_and_negative_peaks(scores):
 def test_trim_flank_and_no_negative(scores):
     untrimmed = call_seqlets(scores, threshold=1e-4, trim=0)
     row = untrimmed[untrimmed["example_idx"] == 3].iloc[0]
-    assert row["start"] < 50 and row["end"] > 60  # the caller pads peaks with weak positions
+    assert (
+        row["start"] < 50 and row["end"] > 60
+    )  # the caller pads peaks with weak positions
     flanked = call_seqlets(scores, threshold=1e-4, flank=3, negative=False)
     assert (flanked["sign"] > 0).all()
     r = flanked[flanked["example_idx"] == 3].iloc[0]
@@ -73,3 +80,36 @@ def test_max_seqlets_and_project(scores):
     r = np.zeros((2, 4, 5), np.float32)
     r[0, 1, 2] = 3
     assert project(r)[0, 2] == 3 and project(r).shape == (2, 5)
+
+
+def test_fragments_of_one_site_are_joined():
+    """A site whose middle is weakly relevant (a degenerate position) is called whole, not as two pieces;
+    seqlets farther apart, or whose union would pass max_len, stay apart."""
+    rng = np.random.default_rng(1)
+    s = rng.normal(0, 0.01, (40, 200))
+    s[2, 40:46] += 1.0
+    s[2, 49:55] += 1.0  # 3 bp gap: one site
+    s[2, 120:126] += 1.0
+    s[2, 136:142] += 1.0  # 10 bp gap: two sites
+    s[5, 60:66] -= 1.0
+    s[5, 68:74] -= 1.0  # negative fragments join too
+    apart = call_seqlets(s, threshold=1e-4, merge_gap=-1)
+    assert {(r.start, r.end) for r in apart[apart.example_idx == 2].itertuples()} == {
+        (40, 46),
+        (49, 55),
+        (120, 126),
+        (136, 142),
+    }
+    joined = call_seqlets(s, threshold=1e-4, merge_gap=4)
+    two = joined[joined.example_idx == 2]
+    assert {(r.start, r.end) for r in two.itertuples()} == {
+        (40, 55),
+        (120, 126),
+        (136, 142),
+    }
+    whole = two[two.start == 40].iloc[0]
+    assert whole.attribution == pytest.approx(s[2, 40:55].sum())
+    five = joined[joined.example_idx == 5]
+    assert [(r.start, r.end, r.sign) for r in five.itertuples()] == [(60, 74, -1)]
+    capped = call_seqlets(s, threshold=1e-4, merge_gap=4, max_len=12)
+    assert (capped.end - capped.start).max() <= 12

@@ -9,7 +9,7 @@ import pytest
 
 from lrp.cli import main
 from lrp.jaspar import read_meme, select_motifs
-from lrp.simulate import DEFAULT_PAIRS, genome_stats, simulate, simulate_to
+from lrp.simulate import DEFAULT_PAIRS, DEFAULT_TFS, genome_stats, simulate, simulate_to
 
 LENGTHS = (80_000, 60_000)
 COMP = str.maketrans("ACGT", "TGCA")
@@ -23,7 +23,9 @@ def md5(path):
 def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
     simulate_to(out, seed=7, chrom_lengths=LENGTHS)
-    sites = [line.split("\t") for line in (out / "known_sites.bed").read_text().splitlines()]
+    sites = [
+        line.split("\t") for line in (out / "known_sites.bed").read_text().splitlines()
+    ]
     sites = [(c, int(s), int(e), n, int(sc), st) for c, s, e, n, sc, st in sites]
     return out, sites
 
@@ -45,18 +47,24 @@ def rel_scores(pfm, seqs):
 def test_files_and_lengths(sim):
     out, sites = sim
     fa = pyfaidx.Fasta(str(out / "genome.fa"))
-    assert [(k, len(v)) for k, v in fa.items()] == [("chr1", LENGTHS[0]), ("chr2", LENGTHS[1])]
+    assert [(k, len(v)) for k, v in fa.items()] == [
+        ("chr1", LENGTHS[0]),
+        ("chr2", LENGTHS[1]),
+    ]
     assert set(str(fa["chr1"][:])) <= set("ACGT")
     assert sorted(sites, key=lambda s: (s[0], s[1])) == sites
     for a, b in itertools.pairwise(sites):
         assert a[0] != b[0] or a[2] <= b[1], "sites overlap"
     assert all(0 <= s[4] <= 1000 and s[5] in "+-" for s in sites)
     motifs = read_meme(out / "planted_motifs.meme")
-    assert {s[3] for s in sites} == set(motifs) == {"CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"}
+    planted = {"CTCF", "Nrf1", "REST", "ZNF143", "TAL1::TCF3", "GATA1"}
+    assert {s[3] for s in sites} == set(motifs) == planted
 
 
 def test_background_statistics():
-    result = simulate(seed=11, chrom_lengths=(150_000, 150_000), isochores=False, density=0.01)
+    result = simulate(
+        seed=11, chrom_lengths=(150_000, 150_000), isochores=False, density=0.01
+    )
     stats = genome_stats(result["genome"])
     assert abs(stats["gc"] - 0.41) < 0.01, stats
     assert 0.18 < stats["cpg_obs_exp"] < 0.30, stats  # human-like CpG depletion
@@ -67,7 +75,9 @@ def test_background_statistics():
     seq = result["genome"]["chr1"]
     for start, end, weight in result["segments"]["chr1"]:
         part = seq[start:end]
-        gcs.setdefault(weight, []).append((part.count("G") + part.count("C")) / len(part))
+        gcs.setdefault(weight, []).append(
+            (part.count("G") + part.count("C")) / len(part)
+        )
     if len(gcs) > 1:
         means = [np.mean(gcs[w]) for w in sorted(gcs)]
         assert means == sorted(means) and means[-1] - means[0] > 0.03, gcs
@@ -120,7 +130,8 @@ def test_pairs_at_fixed_gap(sim):
 def test_density_and_empty_windows(sim):
     _, sites = sim
     per_kb = len(sites) / (sum(LENGTHS) / 1000)
-    assert 0.7 < per_kb < 1.3, per_kb  # default density: 1 site per kb
+    # default density: 1 site per kb; clusters of 1 + Poisson(1) units make the count vary by about 15% here
+    assert 0.65 < per_kb < 1.35, per_kb
     empty = 0
     tiles = 0
     for chrom, length in zip(("chr1", "chr2"), LENGTHS):
@@ -135,7 +146,12 @@ def test_density_and_empty_windows(sim):
 def test_same_seed_same_bytes(sim, tmp_path):
     out, _ = sim
     simulate_to(tmp_path / "a", seed=7, chrom_lengths=LENGTHS)
-    for name in ("genome.fa", "known_sites.bed", "planted_motifs.meme", "simulation.json"):
+    for name in (
+        "genome.fa",
+        "known_sites.bed",
+        "planted_motifs.meme",
+        "simulation.json",
+    ):
         assert md5(tmp_path / "a" / name) == md5(out / name), name
     simulate_to(tmp_path / "b", seed=8, chrom_lengths=LENGTHS)
     assert md5(tmp_path / "b" / "genome.fa") != md5(out / "genome.fa")
@@ -145,7 +161,8 @@ def test_same_seed_same_bytes(sim, tmp_path):
 def test_planted_motifs_are_distinct():
     from memelite import tomtom
 
-    motifs, ids = select_motifs(names=["CTCF", "NRF1", "SPI1", "TAL1::TCF3", "GATA1"])
+    defaults = list(DEFAULT_TFS) + [tf for pair in DEFAULT_PAIRS for tf in pair[:2]]
+    motifs, ids = select_motifs(names=defaults)
     database, db_ids = select_motifs()  # all CORE vertebrates: calibrated p-values
     order = list(db_ids.values())
     pvals = tomtom(list(motifs.values()), list(database.values()))[0]
@@ -180,3 +197,25 @@ def test_cli(tmp_path):
     assert {line.split("\t")[3] for line in sites} == {"CTCF", "FOXA1", "Spi1", "Nrf1"}
     assert main(["simulate", "--out-dir", str(tmp_path / "x"), "--density", "0"]) == 1
     assert not (tmp_path / "x" / "genome.fa").exists()
+
+
+def test_single_sites_are_named_by_their_own_motif():
+    """The demo plants single sites of TFs whose one sampled site TOMTOM names correctly among all JASPAR
+    vertebrate matrices (lrp.simulate's choice of DEFAULT_TFS): the calls can then be checked by name.
+    """
+    from lrp.calls import tomtom_best
+    from lrp.simulate import log_odds, sample_site
+
+    database, _ = select_motifs()
+    names = list(database)
+    rng = np.random.default_rng(0)
+    for tf in DEFAULT_TFS:
+        ((name, pfm),) = select_motifs(names=[tf])[0].items()
+        pwm = log_odds(tuple(map(tuple, pfm)))
+        queries = []
+        for _ in range(30):
+            codes, _ = sample_site(pfm, pwm, rng, 0.9)  # the demo's min_score
+            queries.append(np.eye(4)[:, codes])
+        best = tomtom_best(queries, list(database.values()))["match_idx"]
+        share = np.mean([names[i].split("_MA")[0] == name for i in best])
+        assert share >= 0.6, (name, share)
