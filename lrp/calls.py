@@ -109,10 +109,7 @@ def load_motif_db(path):
     keys = list(motifs)
     mids = [ids[k] for k in keys]
     # read_meme makes repeated names unique as NAME_ID; the TF name is NAME.
-    names = [
-        k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k
-        for k, m in zip(keys, mids)
-    ]
+    names = [k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k for k, m in zip(keys, mids)]
     return mids, names, [np.asarray(motifs[k], dtype=np.float64) for k in keys]
 
 
@@ -163,9 +160,7 @@ def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
     for c in range(0, len(ok), chunk):
         idx = ok[c : c + chunk]
         qs = [np.asfortranarray(queries[i], dtype=np.float64) for i in idx]
-        res = tomtom(
-            qs, targets, n_jobs=n_jobs
-        )  # (5, nQ, nT): p, score, offset, overlap, strand
+        res = tomtom(qs, targets, n_jobs=n_jobs)  # (5, nQ, nT): p, score, offset, overlap, strand
         best = np.argmin(res[0], axis=1)
         rows = np.arange(len(idx))
         out.loc[idx, "match_idx"] = best
@@ -188,15 +183,11 @@ def load_relevance(path, keys=("relevance", "hypothetical", "ohe", "index")):
     """Arrays of a gathered ``relevance.npz``; checks ``(N, 4, L)`` shapes and ``index (N,)``."""
     path = Path(path)
     if not path.is_file():
-        raise input_error(
-            path, None, "relevance file not found", "run `plrp gather` first"
-        )
+        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in keys if k not in z.files]
         if missing:
-            raise input_error(
-                path, None, f"missing arrays {missing}", "run `plrp gather` again"
-            )
+            raise input_error(path, None, f"missing arrays {missing}", "run `plrp gather` again")
         extra = ("layer_gini", "layer_names", "target", "p_pos", "p_neg", "method")
         arrays = {k: z[k] for k in z.files if k in keys or k in extra}
     shape = arrays["relevance"].shape
@@ -254,8 +245,7 @@ def to_genome(seqlets, index, regions):
     out = pd.DataFrame(
         {
             "chrom": r["chrom"].astype(str).to_numpy(),
-            "start": r["start"].to_numpy(np.int64)
-            + seqlets["start"].to_numpy(np.int64),
+            "start": r["start"].to_numpy(np.int64) + seqlets["start"].to_numpy(np.int64),
             "end": r["start"].to_numpy(np.int64) + seqlets["end"].to_numpy(np.int64),
             "region": r["name"].astype(str).to_numpy(),
             "region_index": reg,
@@ -314,9 +304,7 @@ def merge_duplicates(calls, tmpdir=None):
     partners = [[] for _ in range(n)]
     for a, b in pairs:
         partners[a].append(b)
-    order = np.lexsort(
-        (calls["seqlet_p"].to_numpy(), -calls["attribution"].abs().to_numpy())
-    )
+    order = np.lexsort((calls["seqlet_p"].to_numpy(), -calls["attribution"].abs().to_numpy()))
     keeper = np.full(n, -1, np.int64)
     for i in order:
         kept = [j for j in partners[i] if keeper[j] == j]
@@ -324,9 +312,7 @@ def merge_duplicates(calls, tmpdir=None):
     keep = keeper == np.arange(n)
     n_windows = np.bincount(keeper, minlength=n)
     out = calls[keep].assign(n_windows=n_windows[keep])
-    log.info(
-        "calls: %d seqlets -> %d sites after merging overlapping windows", n, keep.sum()
-    )
+    log.info("calls: %d seqlets -> %d sites after merging overlapping windows", n, keep.sum())
     return out.reset_index(drop=True)
 
 
@@ -335,9 +321,7 @@ def annotate(calls, ohe, db, max_q=0.05, n_jobs=-1):
     ids, names, pfms = db
     queries = [
         np.asarray(ohe[r, :, s:e], dtype=np.float64)
-        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(
-            index=False
-        )
+        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(index=False)
     ]
     m = tomtom_best(queries, pfms, n_jobs=n_jobs, max_q=max_q)
     idx = m["match_idx"].to_numpy()
@@ -355,9 +339,7 @@ def annotate(calls, ohe, db, max_q=0.05, n_jobs=-1):
     )
     from lrp.genome import decode
 
-    calls["sequence"] = [
-        decode(q.astype(np.float32)) if q.shape[1] else "" for q in queries
-    ]
+    calls["sequence"] = [decode(q.astype(np.float32)) if q.shape[1] else "" for q in queries]
     labelled = has & (calls["q"].to_numpy() <= max_q)
     calls["name"] = np.where(labelled, calls["match_name"], UNKNOWN)
     calls["strand"] = np.where(labelled, calls["match_strand"], ".")
@@ -368,15 +350,11 @@ def finish(calls):
     """BED fields: ``score`` 0-1000 from ``|attribution|`` over this file's maximum; rows sorted."""
     a = calls["attribution"].abs().to_numpy()
     top = a.max() if len(a) else 0.0
-    score = (
-        np.rint(1000 * a / top).astype(np.int64)
-        if top > 0
-        else np.zeros(len(a), np.int64)
-    )
+    score = np.rint(1000 * a / top).astype(np.int64) if top > 0 else np.zeros(len(a), np.int64)
     calls = calls.assign(score=np.clip(score, 0, 1000))
-    calls = calls.sort_values(
-        ["chrom", "start", "end", "sign"], kind="stable"
-    ).reset_index(drop=True)
+    calls = calls.sort_values(["chrom", "start", "end", "sign"], kind="stable").reset_index(
+        drop=True
+    )
     return calls[TSV_COLUMNS]
 
 
@@ -416,10 +394,7 @@ def call_motifs(
         merge_gap=merge_gap,
     )
     if min_target is not None:
-        keep = (
-            np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()]
-            >= min_target
-        )
+        keep = np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()] >= min_target
         seqlets = seqlets[keep].reset_index(drop=True)
     calls = to_genome(seqlets, arrays["index"], regions)
     calls = merge_duplicates(calls, tmpdir=tmpdir)
@@ -449,9 +424,7 @@ def write_bed(path, calls, track_name="motif_calls", description="PLRP motif cal
     """Write sorted BED9 with a ``track`` line (``itemRgb="On"``), atomically."""
     df = bed9(calls)
     with atomic_open(path) as handle:
-        handle.write(
-            f'track name="{track_name}" description="{description}" itemRgb="On"\n'
-        )
+        handle.write(f'track name="{track_name}" description="{description}" itemRgb="On"\n')
         df.to_csv(handle, sep="\t", header=False, index=False)
 
 
@@ -464,19 +437,13 @@ def write_tsv(path, calls):
 def read_calls(path):
     """Read a calls TSV written by :func:`write_tsv`."""
     if not Path(path).is_file():
-        raise input_error(
-            path, None, "motif calls TSV not found", "run `plrp call-motifs` first"
-        )
-    df = pd.read_csv(
-        path, sep="\t", keep_default_na=False, na_values={"tomtom_p": [""], "q": [""]}
-    )
+        raise input_error(path, None, "motif calls TSV not found", "run `plrp call-motifs` first")
+    df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values={"tomtom_p": [""], "q": [""]})
     if "matches" in df:
         df["matches"] = df["matches"].astype(str)
     missing = [c for c in ("chrom", "start", "end", "name", "sign") if c not in df]
     if missing:
-        raise input_error(
-            path, None, f"missing columns {missing}", "rerun `plrp call-motifs`"
-        )
+        raise input_error(path, None, f"missing columns {missing}", "rerun `plrp call-motifs`")
     return df.astype({"chrom": str, "start": np.int64, "end": np.int64, "name": str})
 
 
@@ -489,24 +456,14 @@ def write_bigbed(path, chrom_sizes, calls):
 
 # --------------------------------------------------------------------------------------------- CLI
 def call_motifs_arguments(parser):
-    parser.add_argument(
-        "--relevance", required=True, help="gathered relevance.npz of one method"
-    )
-    parser.add_argument(
-        "--regions", required=True, help="region table regions.bed (row = region)"
-    )
-    parser.add_argument(
-        "--motif-db", required=True, help="motif database, MEME (NAME = TF name)"
-    )
-    parser.add_argument(
-        "--fasta", required=True, help="genome FASTA (chromosome sizes)"
-    )
+    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
+    parser.add_argument("--regions", required=True, help="region table regions.bed (row = region)")
+    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
+    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
     parser.add_argument(
         "--out-bed", required=True, help="BED9 of calls (sorted, with a track line)"
     )
-    parser.add_argument(
-        "--out-tsv", required=True, help="TSV of calls with every field"
-    )
+    parser.add_argument("--out-tsv", required=True, help="TSV of calls with every field")
     parser.add_argument("--out-bigbed", help="bigBed of the calls (.bb)")
     parser.add_argument(
         "--threshold",
@@ -514,15 +471,9 @@ def call_motifs_arguments(parser):
         default=0.01,
         help="recursive-seqlet p-value threshold (a rank score; default 0.01)",
     )
-    parser.add_argument(
-        "--min-len", type=int, default=4, help="minimum seqlet length (bp)"
-    )
-    parser.add_argument(
-        "--max-len", type=int, default=25, help="maximum seqlet length (bp)"
-    )
-    parser.add_argument(
-        "--flank", type=int, default=0, help="bp added to both seqlet ends"
-    )
+    parser.add_argument("--min-len", type=int, default=4, help="minimum seqlet length (bp)")
+    parser.add_argument("--max-len", type=int, default=25, help="maximum seqlet length (bp)")
+    parser.add_argument("--flank", type=int, default=0, help="bp added to both seqlet ends")
     parser.add_argument(
         "--trim",
         type=float,
@@ -535,29 +486,21 @@ def call_motifs_arguments(parser):
         default=4,
         help="join seqlets of one sign at most this many bp apart in a window (-1: off; default 4)",
     )
-    parser.add_argument(
-        "--no-negative", action="store_true", help="do not call negative seqlets"
-    )
+    parser.add_argument("--no-negative", action="store_true", help="do not call negative seqlets")
     parser.add_argument(
         "--max-q",
         type=float,
         default=0.05,
         help="label a call with its best match when TOMTOM q <= this; else unknown",
     )
-    parser.add_argument(
-        "--max-seqlets", type=int, help="keep at most this many strongest seqlets"
-    )
+    parser.add_argument("--max-seqlets", type=int, help="keep at most this many strongest seqlets")
     parser.add_argument(
         "--min-target",
         type=float,
         help="call only in windows whose explained output is at least this (e.g. 0 for a logit)",
     )
-    parser.add_argument(
-        "--track-name", default=None, help="track name (default: BED file stem)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=-1, help="TOMTOM threads (-1: all)"
-    )
+    parser.add_argument("--track-name", default=None, help="track name (default: BED file stem)")
+    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
 
 
 def call_motifs_main(args):
@@ -611,6 +554,4 @@ def call_motifs_main(args):
     if args.out_bigbed:
         write_bigbed(args.out_bigbed, sizes, calls)
     n_lab = int((calls["name"] != UNKNOWN).sum())
-    log.info(
-        "call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed
-    )
+    log.info("call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed)

@@ -19,6 +19,7 @@ import torch
 MANTISSA_BITS = 4  # fastest of 3..6 on 2 CPU threads and on an H100 (benchmarks/README.md)
 _SHIFT = 23 - MANTISSA_BITS  # float32: 23 mantissa bits
 _HALF = 1 << (31 - _SHIFT)  # buckets per sign: 8 exponent bits + MANTISSA_BITS
+_CHUNK = 1 << 18  # entries per float64 chunk of the histogram on the CPU (2 MiB)
 
 
 def _bucket_ids(r):
@@ -47,7 +48,11 @@ def prune_scale(relevance, p_pos, p_neg):
     dev = r.device
     gid = _bucket_ids(r)
     hist = torch.zeros(n * 2 * _HALF, dtype=torch.float64, device=dev)
-    hist = hist.index_add_(0, gid.view(-1), r.reshape(-1).double()).view(n, 2, _HALF)
+    # on the CPU a few rows at a time: their float64 copy stays in cache and is no fresh page-faulted buffer
+    rows = n if r.is_cuda else max(1, _CHUNK // max(r.shape[1], 1))
+    for lo in range(0, n, rows):
+        hist.index_add_(0, gid[lo : lo + rows].reshape(-1), r[lo : lo + rows].reshape(-1).double())
+    hist = hist.view(n, 2, _HALF)
     # [:, 0]: the negative mass (as negative sums), [:, 1]: the positive
     hist[:, 0].neg_()
     cum = hist.cumsum(-1)
@@ -69,7 +74,9 @@ def prune_scale(relevance, p_pos, p_neg):
     band_gid = gid.view(-1)[flat].long()
     mag = r.reshape(-1)[flat].abs().double()
     order = torch.argsort(mag, stable=True)
-    order = order[torch.argsort(band_gid[order], stable=True)]  # by bucket, then magnitude, then position
+    order = order[
+        torch.argsort(band_gid[order], stable=True)
+    ]  # by bucket, then magnitude, then position
     flat, band_gid, mag = flat[order], band_gid[order], mag[order]
     seg = band_gid // _HALF  # sequence * 2 + sign
     # Cumulative mass within each bucket from one cumsum over all of them: each bucket's magnitudes are

@@ -116,6 +116,8 @@ def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None, non
         return vjp(torch.div(relevance, z_pos, out=z_pos), w_pos)
     w_neg = weight.clamp(max=0)
     a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
-    s = divide_stabilized(relevance, apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps)
+    s = divide_stabilized(
+        relevance, apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps
+    )
     # a * c must equal a+ (W+^T s) + a- (W-^T s): pick the factor by the sign of a.
     return torch.where(a >= 0, vjp(s, w_pos), vjp(s, w_neg))

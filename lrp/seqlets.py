@@ -62,20 +62,11 @@ def _merge_close(df, scores, gap, max_len):
     re-summed over the joined span, ``p_value`` is the smallest of the parts."""
     if gap < 0 or len(df) < 2:
         return df
-    df = df.sort_values(["example_idx", "start", "end"], kind="stable").reset_index(
-        drop=True
-    )
+    df = df.sort_values(["example_idx", "start", "end"], kind="stable").reset_index(drop=True)
     rows = []
-    for e, s, t, p in df[["example_idx", "start", "end", "p_value"]].itertuples(
-        index=False
-    ):
+    for e, s, t, p in df[["example_idx", "start", "end", "p_value"]].itertuples(index=False):
         last = rows[-1] if rows else None
-        if (
-            last
-            and last[0] == e
-            and s - last[2] <= gap
-            and max(t, last[2]) - last[1] <= max_len
-        ):
+        if last and last[0] == e and s - last[2] <= gap and max(t, last[2]) - last[1] <= max_len:
             last[2], last[3] = max(t, last[2]), min(p, last[3])
         else:
             rows.append([e, s, t, p])
@@ -86,9 +77,7 @@ def _merge_close(df, scores, gap, max_len):
     return out
 
 
-def _one_sign(
-    scores, threshold, min_len, max_len, flank, n_bins, trim=0.0, merge_gap=-1
-):
+def _one_sign(scores, threshold, min_len, max_len, flank, n_bins, trim=0.0, merge_gap=-1):
     """Positive seqlets of ``scores (N, L)`` as a DataFrame, or an empty one."""
     from tangermeme.seqlet import recursive_seqlets
 
@@ -137,23 +126,19 @@ def call_seqlets(
     if scores.ndim != 2:
         raise ValueError(f"scores must be (N, L); got {scores.shape}")
     L = scores.shape[1]
-    pos = _one_sign(
-        scores, threshold, min_len, max_len, flank, n_bins, trim, merge_gap
-    ).assign(sign=1)
+    pos = _one_sign(scores, threshold, min_len, max_len, flank, n_bins, trim, merge_gap).assign(
+        sign=1
+    )
     parts = [pos]
     if negative:
-        neg = _one_sign(
-            -scores, threshold, min_len, max_len, flank, n_bins, trim, merge_gap
-        )
+        neg = _one_sign(-scores, threshold, min_len, max_len, flank, n_bins, trim, merge_gap)
         neg = neg.assign(attribution=-neg["attribution"], sign=-1)
         if len(neg) and len(pos):
             # Drop a negative seqlet overlapping a positive one of the same window.
             covered = np.zeros(scores.shape, dtype=bool)
             for e, s, t in pos[["example_idx", "start", "end"]].itertuples(index=False):
                 covered[e, max(s, 0) : min(t, L)] = True
-            csum = np.concatenate(
-                [np.zeros((scores.shape[0], 1), np.int64), covered.cumsum(1)], 1
-            )
+            csum = np.concatenate([np.zeros((scores.shape[0], 1), np.int64), covered.cumsum(1)], 1)
             e = neg["example_idx"].to_numpy()
             s = np.clip(neg["start"].to_numpy(), 0, L)
             t = np.clip(neg["end"].to_numpy(), 0, L)
@@ -178,13 +163,9 @@ def call_seqlets(
     df["start"] = df["start"].clip(lower=0)
     df["end"] = df["end"].clip(upper=L)
     if max_seqlets is not None and len(df) > max_seqlets:
-        keep = np.argsort(-df["attribution"].abs().to_numpy(), kind="stable")[
-            :max_seqlets
-        ]
+        keep = np.argsort(-df["attribution"].abs().to_numpy(), kind="stable")[:max_seqlets]
         df = df.iloc[np.sort(keep)]
-    df = df.sort_values(["example_idx", "start", "end"], kind="stable").reset_index(
-        drop=True
-    )
+    df = df.sort_values(["example_idx", "start", "end"], kind="stable").reset_index(drop=True)
     log.info(
         "seqlets: %d positive, %d negative",
         (df["sign"] > 0).sum(),

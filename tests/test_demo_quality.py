@@ -57,11 +57,7 @@ def reduced_demo():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo_quality")
-    targets = [
-        f"results/demo/demo/{m}/{f}"
-        for m in METHODS
-        for f in ("calls.tsv", "metrics.json")
-    ]
+    targets = [f"results/demo/demo/{m}/{f}" for m in METHODS for f in ("calls.tsv", "metrics.json")]
     res = snakemake(work, "--cores", "2", *targets, config=reduced_demo(), timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     training = json.loads((work / "resources/demo/training.json").read_text())
@@ -91,9 +87,7 @@ def _gini_rma(work, method):
     windows = _regions(work).iloc[index].reset_index(drop=True)
     mask = M.site_mask(windows, _sites(work))
     assert mask.any(1).sum() >= 20, "too few explained windows hold a planted site"
-    return float(np.nanmean(M.gini(np.abs(scores)))), float(
-        np.nanmean(M.rma(scores, mask))
-    )
+    return float(np.nanmean(M.gini(np.abs(scores)))), float(np.nanmean(M.rma(scores, mask)))
 
 
 def test_plrp_sparser_and_more_on_sites_than_lrp(demo):
@@ -103,9 +97,7 @@ def test_plrp_sparser_and_more_on_sites_than_lrp(demo):
     assert rma_plrp > rma_lrp, (rma_plrp, rma_lrp)
     # the evaluation step reports the same figures
     for method, g, r in (("lrp", g_lrp, rma_lrp), (PLRP, g_plrp, rma_plrp)):
-        doc = json.loads(
-            (demo / f"results/demo/demo/{method}/metrics.json").read_text()
-        )
+        doc = json.loads((demo / f"results/demo/demo/{method}/metrics.json").read_text())
         assert doc["scalars"]["gini"] == pytest.approx(g, abs=1e-6)
         assert doc["scalars"]["rma"] == pytest.approx(r, abs=1e-6)
 
@@ -118,9 +110,7 @@ def _names(call):
 
 
 def test_planted_tfs_recovered_by_name(demo):
-    planted = set(
-        json.loads((demo / "resources/demo/simulation.json").read_text())["tfs"]
-    )
+    planted = set(json.loads((demo / "resources/demo/simulation.json").read_text())["tfs"])
     sites = _sites(demo)
     sites = sites[sites["name"].isin(planted)].reset_index(drop=True)
     calls = _positive_calls(demo, PLRP)
@@ -185,8 +175,7 @@ def test_call_precision_beats_random_placement(demo, method):
         pybedtools.helpers.set_tempdir(tmp)
         try:
             chance = [
-                _shuffled_precision(calls, sites, regions, demo, seed)
-                for seed in range(N_SHUFFLES)
+                _shuffled_precision(calls, sites, regions, demo, seed) for seed in range(N_SHUFFLES)
             ]
         finally:
             pybedtools.helpers.cleanup(remove_all=True)

@@ -313,7 +313,9 @@ def test_histogram_select_equals_the_full_sort(p):
     # PLRP-λ keeps each sign's mass, and the float64 relevance path agrees with float32
     pruned = prune_lambda(r, fast)
     for sign in (1, -1):
-        torch.testing.assert_close((pruned * sign).clamp(min=0).sum(1), (r * sign).clamp(min=0).sum(1))
+        torch.testing.assert_close(
+            (pruned * sign).clamp(min=0).sum(1), (r * sign).clamp(min=0).sum(1)
+        )
     assert torch.equal(pruning_mask(r.double(), p, p_neg), want)
 
 

@@ -37,9 +37,7 @@ def test_positive_and_negative_peaks(scores):
 def test_trim_flank_and_no_negative(scores):
     untrimmed = call_seqlets(scores, threshold=1e-4, trim=0)
     row = untrimmed[untrimmed["example_idx"] == 3].iloc[0]
-    assert (
-        row["start"] < 50 and row["end"] > 60
-    )  # the caller pads peaks with weak positions
+    assert row["start"] < 50 and row["end"] > 60  # the caller pads peaks with weak positions
     flanked = call_seqlets(scores, threshold=1e-4, flank=3, negative=False)
     assert (flanked["sign"] > 0).all()
     r = flanked[flanked["example_idx"] == 3].iloc[0]

@@ -23,9 +23,7 @@ def md5(path):
 def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
     simulate_to(out, seed=7, chrom_lengths=LENGTHS)
-    sites = [
-        line.split("\t") for line in (out / "known_sites.bed").read_text().splitlines()
-    ]
+    sites = [line.split("\t") for line in (out / "known_sites.bed").read_text().splitlines()]
     sites = [(c, int(s), int(e), n, int(sc), st) for c, s, e, n, sc, st in sites]
     return out, sites
 
@@ -62,9 +60,7 @@ def test_files_and_lengths(sim):
 
 
 def test_background_statistics():
-    result = simulate(
-        seed=11, chrom_lengths=(150_000, 150_000), isochores=False, density=0.01
-    )
+    result = simulate(seed=11, chrom_lengths=(150_000, 150_000), isochores=False, density=0.01)
     stats = genome_stats(result["genome"])
     assert abs(stats["gc"] - 0.41) < 0.01, stats
     assert 0.18 < stats["cpg_obs_exp"] < 0.30, stats  # human-like CpG depletion
@@ -75,9 +71,7 @@ def test_background_statistics():
     seq = result["genome"]["chr1"]
     for start, end, weight in result["segments"]["chr1"]:
         part = seq[start:end]
-        gcs.setdefault(weight, []).append(
-            (part.count("G") + part.count("C")) / len(part)
-        )
+        gcs.setdefault(weight, []).append((part.count("G") + part.count("C")) / len(part))
     if len(gcs) > 1:
         means = [np.mean(gcs[w]) for w in sorted(gcs)]
         assert means == sorted(means) and means[-1] - means[0] > 0.03, gcs

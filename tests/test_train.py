@@ -74,13 +74,9 @@ def test_training_outputs(trained, genome):
     out, summary = trained
     assert summary["test_chrom"] == "chr2" and summary["train_chroms"] == ["chr1"]
     meta = json.loads((out / "model.json").read_text())
-    assert (
-        meta["builder"] == "lrp.demo_model:build_model" and meta["alphabet"] == "ACGT"
-    )
+    assert meta["builder"] == "lrp.demo_model:build_model" and meta["alphabet"] == "ACGT"
     assert meta["length"] == LENGTH and meta["task_names"][0] == "any"
-    assert meta["task_names"][1:] == sorted(
-        ["CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"]
-    )
+    assert meta["task_names"][1:] == sorted(["CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"])
     saved = json.loads((out / "training.json").read_text())
     assert set(saved["auroc"]) == set(meta["task_names"]) and len(saved["losses"]) == 2
     assert saved["seed"] == 1 and saved["seconds"] > 0
@@ -93,14 +89,10 @@ def test_program_reproduces_state_dict_model(trained, genome):
     out, _ = trained
     meta = json.loads((out / "model.json").read_text())
     program = load_model(out / "model.pt2")
-    net = load_model(
-        out / "model_state.pt", builder=meta["builder"], builder_kwargs=meta["kwargs"]
-    )
+    net = load_model(out / "model_state.pt", builder=meta["builder"], builder_kwargs=meta["kwargs"])
     assert check_model(program, LENGTH) == [(2, 6)]
     seq = read_fasta(genome / "genome.fa")["chr2"]
-    x = torch.from_numpy(
-        np.stack([one_hot(seq[s : s + LENGTH]) for s in range(0, 20_000, 997)])
-    )
+    x = torch.from_numpy(np.stack([one_hot(seq[s : s + LENGTH]) for s in range(0, 20_000, 997)]))
     with torch.no_grad():
         a, b = model_outputs(program, x), model_outputs(net, x)
     assert a.shape == (len(x), 6)
