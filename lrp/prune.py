@@ -38,13 +38,14 @@ def prune_scale(relevance, p_pos, p_neg):
     """PLRP-λ as a factor: ``relevance * prune_scale(...)`` prunes and rescales each sequence.
 
     relevance: (N, ...). Returns a tensor of its shape and dtype: 0 on the pruned entries, ``λ+ = T+ / (T+ -
-    pruned positive mass)`` on the kept positive ones and ``λ-`` likewise on the kept negative ones (zeros
-    get a positive factor; they are never pruned). ``p_pos = p_neg = 0`` gives ones.
+    pruned positive mass)`` on the kept positive ones and ``λ-`` likewise on the kept negative ones. Zeros
+    get some factor (0 or λ): they are never counted as pruned (see :func:`mask_of`). ``p_pos = p_neg = 0``
+    gives ones.
     """
+    if (p_pos <= 0 and p_neg <= 0) or relevance.numel() == 0:
+        return torch.ones_like(relevance)
     n = relevance.shape[0]
     r = relevance.reshape(n, -1)
-    if p_pos <= 0 and p_neg <= 0:
-        return torch.ones_like(relevance)
     dev = r.device
     gid = _bucket_ids(r)
     hist = torch.zeros(n * 2 * _HALF, dtype=torch.float64, device=dev)
@@ -118,6 +119,8 @@ def prune_lambda(relevance, mask):
     """Zero the masked entries and rescale the kept ones so that each sequence's positive and negative
     relevance mass are each conserved. relevance, mask: (N, ...). (PLRP-M uses it on what a consumer without
     weights, such as a residual skip, sends: its own masses, with the set chosen on the total.)"""
+    if relevance.numel() == 0:
+        return relevance.clone()
     r = relevance.reshape(relevance.shape[0], -1)
     kept = r.masked_fill(mask.reshape(r.shape), 0)
     t_pos, t_neg = r.clamp(min=0).sum(1), r.clamp(max=0).sum(1)

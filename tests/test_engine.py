@@ -359,3 +359,20 @@ def test_inputs_known_nonnegative_by_construction():
     for layer in explainer.plan.layers.values():
         layer.nonneg_input = False  # every z-plus layer checks its input at run time
     torch.testing.assert_close(explainer.explain_batch(x).relevance, fast, rtol=0, atol=0)
+
+
+def test_pruning_edge_cases():
+    assert prune_lambda(torch.zeros(0, 5), pruning_mask(torch.zeros(0, 5), 0.3, 0.1)).shape == (
+        0,
+        5,
+    )
+    zero = torch.zeros(2, 4)
+    assert not pruning_mask(zero, 0.5, 0.5).any()
+    # subnormal float32 entries are ordered and pruned like any others
+    assert pruning_mask(torch.tensor([[1e-45, 2e-45, 1.0]]), 0.5, 0.0).tolist() == [
+        [True, True, False]
+    ]
+    # half precision relevance is pruned as its float32 values
+    for dtype in (torch.float16, torch.bfloat16):
+        r = torch.tensor([[4.0, 1.0, 3.0, 2.0, -5.0, -1.0]], dtype=dtype)
+        assert pruning_mask(r, 0.3, 0.2).tolist() == [[False, True, False, True, False, True]]
