@@ -182,6 +182,12 @@ def _plrp(*args):
     return [sys.executable, __file__, "--one", "cli", *map(str, args)]
 
 
+def _tile(d, *extra):
+    """``plrp regions --tile`` of ``d/genome.fa`` into ``d/regions.bed``, measured (log in ``d``)."""
+    args = ["--fasta", d / "genome.fa", "--length", LENGTH, "--tile", "--step", STEP]
+    return measure(_plrp("regions", *args, "--out", d / "regions.bed", *extra), d / "regions.log")
+
+
 def one_cli(argv):
     from lrp.cli import main
 
@@ -215,26 +221,14 @@ def memory_part(args, work):
         fasta = d / "genome.fa"
         sizes = make_genome(fasta, int(args.mb * 1e6 * longer), copies, seed=args.seed)
         rows = {}
-        rows["regions --tile"] = measure(
-            _plrp(
-                "regions",
-                "--fasta",
-                fasta,
-                "--length",
-                LENGTH,
-                "--tile",
-                "--step",
-                STEP,
-                "--out",
-                d / "regions.bed",
-                "--gaps-out",
-                d / "gaps.bed",
-                "--shard-size",
-                args.shard_size,
-                "--n-shards-out",
-                d / "n_shards.txt",
-            ),
-            d / "regions.log",
+        rows["regions --tile"] = _tile(
+            d,
+            "--gaps-out",
+            d / "gaps.bed",
+            "--shard-size",
+            args.shard_size,
+            "--n-shards-out",
+            d / "n_shards.txt",
         )
         regions = read_regions(d / "regions.bed")
         n_shards = int((d / "n_shards.txt").read_text())
@@ -689,21 +683,7 @@ def main():
             d = work / "1x"
             d.mkdir(parents=True, exist_ok=True)
             make_genome(d / "genome.fa", int(args.mb * 1e6), seed=args.seed)
-            measure(
-                _plrp(
-                    "regions",
-                    "--fasta",
-                    d / "genome.fa",
-                    "--length",
-                    LENGTH,
-                    "--tile",
-                    "--step",
-                    STEP,
-                    "--out",
-                    d / "regions.bed",
-                ),
-                d / "regions.log",
-            )
+            _tile(d)
             memory = None
         else:
             memory = memory_part(args, work)

@@ -7,7 +7,6 @@ relevance at each linear layer's input; empty for gradient methods) and ``layer_
 """
 
 import contextlib
-import json
 import logging
 import shutil
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lrp.atomic import atomic_path
+from lrp.cli import json_option
 from lrp.errors import PlrpError
 
 # torch (and lrp.explain, which imports it) are imported inside the functions that explain: `plrp gather`
@@ -157,13 +157,6 @@ def attribute_arguments(parser):
     parser.add_argument("--out", required=True, help="shard .npz")
 
 
-def _json(text, flag):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PlrpError(f"{flag}: not valid JSON ({err}): {text!r}") from None
-
-
 def attribute_main(args):
     from lrp.explain import METHODS
     from lrp.genome import fetch_one_hot, open_fasta
@@ -172,9 +165,9 @@ def attribute_main(args):
 
     if args.method not in METHODS:
         raise PlrpError(f"unknown method {args.method!r}. Fix: choose one of {', '.join(METHODS)}")
-    target = _json(args.target, "--target")
-    params = _json(args.method_params, "--method-params")
-    builder_kwargs = _json(args.builder_kwargs, "--builder-kwargs")
+    target = json_option(args.target, "--target")
+    params = json_option(args.method_params, "--method-params")
+    builder_kwargs = json_option(args.builder_kwargs, "--builder-kwargs")
     if args.threads:
         import torch
 

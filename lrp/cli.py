@@ -46,6 +46,16 @@ COMMANDS = {
 log = logging.getLogger("plrp")
 
 
+def json_option(text, flag):
+    """The value of a command-line option given as JSON; a bad one is a one-line error naming ``flag``."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlrpError(f"{flag}: not valid JSON ({err}): {text!r}") from None
+
+
 def _load(name):
     module = importlib.import_module(COMMANDS[name][0])
     stem = name.replace("-", "_")

@@ -26,6 +26,7 @@ import pandas as pd
 
 from lrp import metrics as M
 from lrp.atomic import atomic_open, atomic_path
+from lrp.cli import json_option
 from lrp.errors import PlrpError, input_error
 
 log = logging.getLogger("plrp")
@@ -469,10 +470,10 @@ def evaluate_main(args):
     if args.model:
         f = model_fn(
             args.model,
-            _json(args.target, "--target"),
+            json_option(args.target, "--target"),
             args.alphabet,
             args.builder,
-            _json(args.builder_kwargs, "--builder-kwargs"),
+            json_option(args.builder_kwargs, "--builder-kwargs"),
             args.trust_pickle,
         )
         faith = {
@@ -494,13 +495,6 @@ def evaluate_main(args):
     write_method(result, method, p_pos, args.family or _family(method), args.out_json, args.out_tsv)
     s = result["scalars"]
     log.info("evaluate %s: gini %.3f rma %.3f auprc %.3f", method, s["gini"], s["rma"], s["auprc"])
-
-
-def _json(text, flag):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PlrpError(f"{flag}: not valid JSON ({err}): {text!r}") from None
 
 
 def _family(method):

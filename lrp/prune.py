@@ -74,10 +74,9 @@ def prune_scale(relevance, p_pos, p_neg):
     flat = in_band.index_select(0, gid.view(-1)).nonzero().squeeze(1)  # positions, ascending
     band_gid = gid.view(-1)[flat].long()
     mag = r.reshape(-1)[flat].abs().double()
+    # by bucket, then magnitude, then position
     order = torch.argsort(mag, stable=True)
-    order = order[
-        torch.argsort(band_gid[order], stable=True)
-    ]  # by bucket, then magnitude, then position
+    order = order[torch.argsort(band_gid[order], stable=True)]
     flat, band_gid, mag = flat[order], band_gid[order], mag[order]
     seg = band_gid // _HALF  # sequence * 2 + sign
     # Cumulative mass within each bucket from one cumsum over all of them: each bucket's magnitudes are

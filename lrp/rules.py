@@ -84,14 +84,10 @@ def composite(spec=None):
     return out
 
 
-def stabilize(z, eps):
-    """``z + eps * sign(z)`` with ``sign(+0) = 1``: the denominator of the epsilon rule (a new tensor)."""
-    return torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z).add_(z)
-
-
 def divide_stabilized(relevance, z, eps):
-    """``relevance / stabilize(z, eps)``, in one buffer."""
-    d = stabilize(z, eps)
+    """``relevance / (z + eps * sign(z))`` with ``sign(+0) = 1`` (the epsilon rule's denominator), in one
+    new buffer."""
+    d = torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z).add_(z)
     return torch.div(relevance, d, out=d)
 
 
