@@ -1,10 +1,17 @@
 """Engine benchmark: a BPNet-sized model on the CPU (or CUDA with --device cuda).
 
 Sequences per second and the time ratio to gradient x input for lrp, plrp-lambda, plrp-m, and tangermeme's
-deep_lift_shap (20 shuffles) on the same inputs; peak resident memory of each method (each method runs in its
-own process, so peaks don't mix). Prints a table and writes JSON.
+deep_lift_shap (20 shuffles) on the same inputs; peak resident memory of each method. Prints a table and writes
+JSON.
 
-    python benchmarks/engine.py [--batch 64 --length 1000 --filters 64 --layers 8 --repeats 3]
+Timing runs every method in one process, in rounds (each round times each method once, in turn), and reports
+each method's median over the rounds, so the machine's load drifts over all methods alike and the ratios are
+robust on a shared machine. Peak memory is measured apart, one process per method, so peaks don't mix. The
+process keeps freed memory for reuse as `plrp attribute` does (lrp.allocator); --default-malloc leaves glibc's
+settings, and the minor page faults per batch show the difference.
+
+    python benchmarks/engine.py [--batch 64 --length 1000 --filters 64 --layers 8 --repeats 5]
+    python benchmarks/engine.py --target profile    # explain the profile head (the counts head by default)
 """
 
 import argparse
@@ -46,37 +53,66 @@ class BPNet(nn.Module):
         return profile, counts
 
 
-def run_one(method, args):
-    """Time one method in this process; print a JSON line."""
+TARGETS = {
+    "counts": {"output": 1, "index": 0},
+    "profile": {"output": 0, "reduction": "profile"},
+}
+
+
+def _setup(args, methods):
+    from lrp.allocator import keep_freed_memory
     from lrp.explain import Explainer
 
+    if not args.default_malloc:
+        keep_freed_memory()  # as `plrp attribute` does, for every method alike
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     model = BPNet(args.filters, args.layers, args.length).eval()
     idx = torch.randint(0, 4, (args.batch, args.length))
     x = torch.nn.functional.one_hot(idx, 4).permute(0, 2, 1).float()
-    target = {"output": 1, "index": 0}
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    explainer = Explainer(model, args.length, 4, method, target, device=args.device)
-    explainer.n_shuffles = 20
-    explainer.explain_batch(x[:8])  # warm-up (JIT, allocator)
-    times = []
+    explainers = {}
+    for method in methods:
+        explainers[method] = Explainer(
+            model, args.length, 4, method, TARGETS[args.target], device=args.device
+        )
+        explainers[method].n_shuffles = 20
+        explainers[method].explain_batch(x[:8])  # warm-up (JIT, allocator)
+    return explainers, x
+
+
+def _timed(explainer, x, device):
+    """Seconds and minor page faults of one batch."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t0 = time.perf_counter()
+    explainer.explain_batch(x)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def time_all(args):
+    """Time every method in this process, round by round; print a JSON line of the times and faults."""
+    explainers, x = _setup(args, args.methods)
+    runs = {m: [] for m in args.methods}
     for _ in range(args.repeats):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        explainer.explain_batch(x)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        for method, explainer in explainers.items():
+            runs[method].append(_timed(explainer, x, args.device))
+    print(json.dumps(runs))
+
+
+def peak_one(method, args):
+    """One batch of one method in this process; print a JSON line of its peak memory."""
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    explainers, x = _setup(args, [method])
+    _timed(explainers[method], x, args.device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
     print(
         json.dumps(
             {
                 "method": method,
-                "seconds": sorted(times)[len(times) // 2],
-                "times": times,
                 "peak_rss_mib": peak / 1024,
                 "rss_before_mib": rss0 / 1024,
                 "gpu_peak_mib": gpu_peak,
@@ -91,44 +127,65 @@ def main():
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="counts")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc's malloc settings as they are"
+    )
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--time-all", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        return run_one(args.one, args)
+        return peak_one(args.one, args)
+    if args.time_all:
+        return time_all(args)
+
+    passed = ("batch", "length", "filters", "layers", "repeats", "threads", "device", "target")
+    options = [f"--{k}={getattr(args, k)}" for k in passed]
+    options += ["--default-malloc"] if args.default_malloc else []
+
+    def child(*extra):
+        cmd = [sys.executable, __file__, *extra, *options]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    runs = child("--time-all", "--methods", *args.methods)
     rows = []
     for method in args.methods:
-        cmd = [sys.executable, __file__, "--one", method] + [
-            f"--{k}={getattr(args, k)}"
-            for k in ("batch", "length", "filters", "layers", "repeats", "threads", "device")
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    base = next(r["seconds"] for r in rows if r["method"] == "gradient-x-input")
+        row = child("--one", method)
+        row["times"] = [t for t, _ in runs[method]]
+        row["seconds"] = sorted(row["times"])[len(row["times"]) // 2]
+        faults = sorted(f for _, f in runs[method])
+        row["page_faults_per_batch"] = faults[len(faults) // 2]
+        rows.append(row)
+    base = [t for t, _ in runs["gradient-x-input"]]
     dls = next((r["seconds"] for r in rows if r["method"] == "deeplift-shap"), None)
     device = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
     )
     print(
         f"BPNet {args.filters} filters, {args.layers} dilated residual layers, {args.length} bp, batch "
-        f"{args.batch}, {args.threads} threads, device {args.device} ({device or platform.machine()})"
+        f"{args.batch}, {args.target} target, {args.threads} threads, device {args.device} "
+        f"({device or platform.machine()}); median of {args.repeats} interleaved rounds"
     )
     print(
         f"{'method':18s} {'s/batch':>8s} {'seq/s':>8s} {'x grad*in':>10s} {'DLS / this':>10s} "
-        f"{'peak RSS MiB':>13s}"
+        f"{'peak RSS MiB':>13s} {'faults/batch':>12s}"
     )
     for r in rows:
         r["seqs_per_s"] = args.batch / r["seconds"]
-        r["ratio_to_gradient_x_input"] = r["seconds"] / base
+        # the median of the per-round ratios: each round's methods ran under the same load
+        ratios = sorted(t / b for t, b in zip(r["times"], base))
+        r["ratio_to_gradient_x_input"] = ratios[len(ratios) // 2]
         r["deeplift_shap_over_this"] = dls / r["seconds"] if dls else None
         print(
             f"{r['method']:18s} {r['seconds']:8.3f} {r['seqs_per_s']:8.1f} "
             f"{r['ratio_to_gradient_x_input']:10.2f} {r['deeplift_shap_over_this'] or 0:10.1f} "
-            f"{r['peak_rss_mib']:13.0f}"
+            f"{r['peak_rss_mib']:13.0f} {r['page_faults_per_batch']:12d}"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(

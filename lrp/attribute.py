@@ -158,6 +158,7 @@ def attribute_arguments(parser):
 
 
 def attribute_main(args):
+    from lrp.allocator import keep_freed_memory
     from lrp.explain import METHODS
     from lrp.genome import fetch_one_hot, open_fasta
     from lrp.model_io import check_model, load_model
@@ -172,6 +173,7 @@ def attribute_main(args):
         import torch
 
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # batch-sized buffers reuse their pages from batch to batch
     if args.shard_size:  # only this shard's rows are parsed
         size = args.shard_size
         start = args.shard * size

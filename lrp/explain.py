@@ -64,13 +64,13 @@ class Explainer:
         p_pos, p_neg = _proportions(method, p_pos, p_neg)
         self.p_pos, self.p_neg = p_pos, p_neg
         self.program = export_program(model, length, channels)
-        self.plan = plan(self.program, make_composite(rules), p_pos, p_neg, _p_layers(p_layers))
+        with _naming(model):
+            self.plan = plan(
+                self.program, make_composite(rules), self.target, p_pos, p_neg, _p_layers(p_layers)
+            )
         self.plan.to(self.device)
         self.static_batch = self.plan.static_batch
         self._module = None
-
-    def _outputs(self, env):
-        return [env[o] for o in self.plan.outputs]
 
     def explain_batch(self, x, return_layers=False):
         """x: (n, C, L) on any device -> :class:`Explanation` with tensors on the CPU."""
@@ -99,13 +99,11 @@ class Explainer:
     @torch.no_grad()
     def _lrp(self, x, return_layers):
         env = forward(self.plan, x)
-        outputs = self._outputs(env)
+        output = env[self.plan.output]
         with _naming(self.model):
-            which = select_output(outputs, self.plan.output_names, self.target)
-            r0, f = initial_relevance(outputs[which], self.target)
-            _check_finite(outputs[which])
-        walk = "lrp" if self.method == "lrp" else self.method
-        r, c, layers = backward(self.plan, env, {self.plan.outputs[which]: r0}, walk, return_layers)
+            r0, f = initial_relevance(output, self.target)
+            _check_finite(output)
+        r, c, layers = backward(self.plan, env, {self.plan.output: r0}, self.method, return_layers)
         out = {"relevance": r.float(), "hypothetical": c.float(), "target": f.float()}
         if return_layers:
             out["layers"] = {k: v.float() for k, v in layers.items()}

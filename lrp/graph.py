@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import fx
 
 from lrp.errors import PlrpError
-from lrp.prune import mask_of, prune_lambda, prune_scale
+from lrp.prune import prune, rescale_kept, zero_pruned
 from lrp.rules import divide_stabilized, linear_rule_factor
+from lrp.target import select_output
 
 aten = torch.ops.aten
 
@@ -152,8 +153,8 @@ class Plan:
 
     program: object
     input: fx.Node
-    outputs: list
-    output_names: list
+    output: fx.Node  # the explained output
+    nodes: list  # the call_function nodes that compute it, in graph order
     consts: dict
     activations: set
     live: set
@@ -224,9 +225,13 @@ def _scalar_or_const(value, consts):
     return not isinstance(value, fx.Node) or value in consts
 
 
-def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnorm=True):
-    """Classify the graph of ``program`` for the LRP walk; raise :class:`PlrpError` on an op it can't explain.
+def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnorm=True):
+    """Classify the part of ``program``'s graph that computes the explained output for the LRP walk; raise
+    :class:`PlrpError` on an op it can't explain.
 
+    target: the normalized target (:func:`lrp.target.normalize_target`); only its ``output`` is used here.
+    Nodes that only feed other outputs (a profile head when the counts are explained) are neither run nor
+    pruned: the explanation of one output does not depend on the model's other heads.
     p_layers: ``{layer-name glob: (p_pos, p_neg)}`` overrides of the pruning proportions.
     """
     graph = program.graph
@@ -262,6 +267,9 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
     if spec is not None and spec.type is dict:
         names = list(spec.context)
 
+    output = outputs[select_output(outputs, names, target)]
+    if not isinstance(output, fx.Node) or output is x_node:
+        raise PlrpError("the explained output does not depend on the input sequence")
     activations = {x_node}
     for n in graph.nodes:
         if (
@@ -270,16 +278,23 @@ def plan(program, composite, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnor
             and any(a in activations for a in _nodes_in((n.args, n.kwargs)))
         ):
             activations.add(n)
-    live = set()
-    stack = [o for o in outputs if isinstance(o, fx.Node)]
+    needed = set()  # every node the output is computed from
+    stack = [output]
     while stack:
         n = stack.pop()
-        if n in live or n not in activations:
-            continue
-        live.add(n)
-        stack.extend(_nodes_in((n.args, n.kwargs)))
+        if n not in needed:
+            needed.add(n)
+            stack.extend(_nodes_in((n.args, n.kwargs)))
+    live = set()  # the nodes the signal reaches the output through
+    stack = [output]
+    while stack:
+        n = stack.pop()
+        if n not in live and n in activations:
+            live.add(n)
+            stack.extend(_nodes_in((n.args, n.kwargs)))
+    nodes = [n for n in graph.nodes if n in needed and n.op == "call_function"]
 
-    p = Plan(program, x_node, outputs, names, consts, activations, live, eps=composite.eps)
+    p = Plan(program, x_node, output, nodes, consts, activations, live, eps=composite.eps)
     val = x_node.meta.get("val")
     if val is not None and isinstance(val.shape[0], int):
         p.static_batch = int(val.shape[0])
@@ -496,12 +511,11 @@ def _resolve(value, env):
 
 
 def forward(plan, x):
-    """Run the graph on ``x`` (N, C, L); return ``env``: node -> value for every node."""
+    """Run the graph on ``x`` (N, C, L) as far as the explained output needs; return ``env``: node -> value."""
     env = dict(plan.consts)
     env[plan.input] = x
-    for n in plan.program.graph.nodes:
-        if n.op == "call_function":
-            env[n] = n.target(*_resolve(n.args, env), **_resolve(n.kwargs, env))
+    for n in plan.nodes:
+        env[n] = n.target(*_resolve(n.args, env), **_resolve(n.kwargs, env))
     return env
 
 
@@ -645,8 +659,7 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
 
     for node, value in initial.items():
         add(relevance, node, value)
-    nodes = [n for n in plan.program.graph.nodes if n in plan.live and n.op == "call_function"]
-    for n in reversed(nodes):
+    for n in reversed([n for n in plan.nodes if n in plan.live]):
         if n in plan.absorbed:
             continue
         r = relevance.pop(n, None)
@@ -655,16 +668,15 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
             continue
         layer = pruned_at.get(n)
         if layer is not None and method != "lrp" and (layer.p_pos > 0 or layer.p_neg > 0):
-            scale = prune_scale(r, layer.p_pos, layer.p_neg)
+            pruned = prune(r, layer.p_pos, layer.p_neg)
             if method == "plrp-lambda":
-                r = r * scale
+                r = pruned
             else:  # plrp-m: linear layers recompute what they send with the pruned neurons removed
-                mask = mask_of(r, scale)
-                kept = {n: env[n].masked_fill(mask, 0)}
+                kept = {n: zero_pruned(env[n], r, pruned)}
                 r = sum(
                     propagate(plan, env, u, r_u, kept)[n][0]
                     if u in plan.layers
-                    else prune_lambda(r_sent, mask)  # no weights to redistribute through: rescale
+                    else rescale_kept(r_sent, r, pruned)  # no weights to redistribute through
                     for u, r_u, r_sent in sent.pop(n)
                 )
         if layer is not None and return_layers:

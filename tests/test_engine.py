@@ -11,7 +11,6 @@ from torch import nn
 
 from lrp import explain
 from lrp.errors import PlrpError
-from lrp.prune import prune_lambda, pruning_mask
 
 
 @pytest.fixture(autouse=True)
@@ -88,39 +87,6 @@ def test_plrp_m_conserves_within_eps():
         ref = explain(model, x, method="lrp", target=0, rules={"linear": rule})
         torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(out.relevance, ref.relevance)
-
-
-def test_plrp_lambda_conserves_each_sign_at_every_pruned_layer():
-    r = torch.randn(7, 3, 50)
-    r[2] = r[2].abs()  # all positive
-    r[3] = -r[3].abs()  # all negative
-    mask = pruning_mask(r, 0.4, 0.2)
-    pruned = prune_lambda(r, mask)
-    assert bool((pruned[mask] == 0).all()) and bool(mask.any())
-    for sign in (1, -1):
-        before = (r * sign).clamp(min=0).sum((1, 2))
-        after = (pruned * sign).clamp(min=0).sum((1, 2))
-        torch.testing.assert_close(after, before)
-    # the kept entries keep their sign and order
-    assert bool((torch.sign(pruned[~mask]) == torch.sign(r[~mask])).all())
-
-
-def test_pruning_set_follows_the_mass_quantile_definition():
-    # positive entries sorted: 1, 2, 3, 4 (total 10). p = 0.3 -> cumulative 1, 3 <= 3: prune {1, 2}
-    r = torch.tensor([[4.0, 1.0, 3.0, 2.0, -5.0, -1.0, 0.0]])
-    mask = pruning_mask(r, 0.3, 0.0)
-    assert mask.tolist() == [[False, True, False, True, False, False, False]]
-    # negative masses 1, 5 (total 6); p- = 0.2 -> 1 <= 1.2: prune the -1 only
-    assert pruning_mask(r, 0.0, 0.2).tolist() == [[False] * 5 + [True, False]]
-    # ties: 1, 1, 1, 1 with p = 0.5 -> the first two by position (stable sort)
-    assert pruning_mask(torch.ones(1, 4), 0.5, 0.0).tolist() == [[True, True, False, False]]
-    # all negative with p+ only: nothing pruned; zeros are never pruned
-    assert not pruning_mask(-torch.ones(1, 4), 0.9, 0.0).any()
-    assert not pruning_mask(torch.zeros(1, 4), 0.9, 0.9).any()
-    # a single entry is never pruned for p < 1 (its cumulative mass is the whole)
-    assert not pruning_mask(torch.tensor([[2.5]]), 0.99, 0.99).any()
-    # p = 0 prunes nothing
-    assert not pruning_mask(torch.randn(3, 20), 0.0, 0.0).any()
 
 
 def test_p_zero_reproduces_lrp():
@@ -285,40 +251,6 @@ def test_deeplift_shap_through_tangermeme():
     )
 
 
-def _sorted_prefix_mask(v, p):
-    """The definition, by a full stable sort: v (N, D) >= 0 -> pruned mask (N, D)."""
-    sv, order = torch.sort(v, dim=1, stable=True)
-    cs = torch.cumsum(sv.double(), dim=1)
-    pruned_sorted = (cs <= p * cs[:, -1:]) & (sv > 0)
-    return torch.zeros_like(pruned_sorted).scatter_(1, order, pruned_sorted)
-
-
-@pytest.mark.parametrize("p", [0.1, 0.25, 0.6])
-def test_histogram_select_equals_the_full_sort(p):
-    g = torch.Generator().manual_seed(int(p * 100))
-    v = torch.randn(10, 40000, generator=g).abs() ** 3 * (torch.rand(10, 40000, generator=g) > 0.4)
-    v[3] = (torch.rand(40000, generator=g) * 5).round()  # heavy ties: whole buckets of equal values
-    v[4] = torch.exp(torch.randn(40000, generator=g) * 4)  # heavy tail
-    v[5, ::7] = 2.0  # ties at the threshold
-    v[6] = 1.0  # one bucket holds the whole row
-    v[7, :] = 0.0
-    v[7, 123] = 3.0  # a single entry
-    v[8] = torch.rand(40000, generator=g) * 1e-30  # tiny values (denormal-free float32 range)
-    signs = torch.where(torch.rand(10, 40000, generator=g) < 0.5, -1.0, 1.0)
-    r = v * signs
-    p_neg = p / 2
-    fast = pruning_mask(r, p, p_neg)
-    want = _sorted_prefix_mask(r.clamp(min=0), p) | _sorted_prefix_mask((-r).clamp(min=0), p_neg)
-    assert torch.equal(fast, want)
-    # PLRP-λ keeps each sign's mass, and the float64 relevance path agrees with float32
-    pruned = prune_lambda(r, fast)
-    for sign in (1, -1):
-        torch.testing.assert_close(
-            (pruned * sign).clamp(min=0).sum(1), (r * sign).clamp(min=0).sum(1)
-        )
-    assert torch.equal(pruning_mask(r.double(), p, p_neg), want)
-
-
 def test_inputs_known_nonnegative_by_construction():
     """z-plus skips its runtime sign check only where the graph guarantees a >= 0; the result is the same."""
 
@@ -361,18 +293,35 @@ def test_inputs_known_nonnegative_by_construction():
     torch.testing.assert_close(explainer.explain_batch(x).relevance, fast, rtol=0, atol=0)
 
 
-def test_pruning_edge_cases():
-    assert prune_lambda(torch.zeros(0, 5), pruning_mask(torch.zeros(0, 5), 0.3, 0.1)).shape == (
-        0,
-        5,
-    )
-    zero = torch.zeros(2, 4)
-    assert not pruning_mask(zero, 0.5, 0.5).any()
-    # subnormal float32 entries are ordered and pruned like any others
-    assert pruning_mask(torch.tensor([[1e-45, 2e-45, 1.0]]), 0.5, 0.0).tolist() == [
-        [True, True, False]
-    ]
-    # half precision relevance is pruned as its float32 values
-    for dtype in (torch.float16, torch.bfloat16):
-        r = torch.tensor([[4.0, 1.0, 3.0, 2.0, -5.0, -1.0]], dtype=dtype)
-        assert pruning_mask(r, 0.3, 0.2).tolist() == [[False, True, False, True, False, True]]
+class TwoHeads(nn.Module):
+    """A trunk shared by a counts head and, optionally, a profile head with an op plrp has no rule for."""
+
+    def __init__(self, profile_head=True):
+        super().__init__()
+        self.profile_head = profile_head
+        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+        self.linear = nn.Linear(8, 1)
+        self.pconv = nn.Conv1d(8, 1, 5, padding=2)
+
+    def forward(self, x):
+        h = torch.relu(self.c2(torch.relu(self.c1(x))))
+        counts = self.linear(h.mean(-1))
+        if not self.profile_head:
+            return counts
+        return {"profile": torch.sort(self.pconv(h), dim=-1).values, "counts": counts}
+
+
+def test_only_the_explained_output_is_planned_run_and_pruned():
+    """The other heads are not part of an output's explanation: an op plrp can't explain may sit in them,
+    and the trunk's output is pruned only where a layer of the explained head reads it."""
+    model = TwoHeads().eval()
+    alone = TwoHeads(profile_head=False).eval()
+    alone.load_state_dict(model.state_dict())
+    x = one_hot(4, 60, seed=9)
+    for method in ("lrp", "plrp-lambda", "plrp-m"):
+        both = explain(model, x, method=method, target={"output": "counts"}, p_pos=0.3)
+        one = explain(alone, x, method=method, target=0, p_pos=0.3)
+        torch.testing.assert_close(both.relevance, one.relevance, rtol=0, atol=0)
+    with pytest.raises(PlrpError, match="aten.sort"):
+        explain(model, x, method="lrp", target={"output": "profile", "reduction": "sum"})
