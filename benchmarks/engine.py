@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-METHODS = ["gradient-x-input", "lrp", "plrp-lambda", "plrp-m", "deeplift-shap"]
+# module-autograd: gradient x input by autograd through the user's whole nn.Module (every head, torch's
+# convolutions), as tools that wrap a model's forward compute it; a reference, not a plrp method
+METHODS = ["gradient-x-input", "module-autograd", "lrp", "plrp-lambda", "plrp-m", "deeplift-shap"]
 
 
 class BPNet(nn.Module):
@@ -59,6 +61,23 @@ TARGETS = {
 }
 
 
+class ModuleAutograd:
+    """Gradient x input by autograd through the whole module (the reference row)."""
+
+    def __init__(self, model, target, device):
+        from lrp.target import normalize_target
+
+        self.model, self.target, self.device = model.to(device), normalize_target(target), device
+
+    def explain_batch(self, x):
+        from lrp.target import target_scalar
+
+        leaf = x.to(self.device).requires_grad_()
+        f = target_scalar(self.model(leaf)[self.target["output"]], self.target)
+        (g,) = torch.autograd.grad(f.sum(), leaf)
+        return (leaf * g).detach().cpu()
+
+
 def _setup(args, methods):
     from lrp.allocator import keep_freed_memory
     from lrp.explain import Explainer
@@ -72,10 +91,13 @@ def _setup(args, methods):
     x = torch.nn.functional.one_hot(idx, 4).permute(0, 2, 1).float()
     explainers = {}
     for method in methods:
-        explainers[method] = Explainer(
-            model, args.length, 4, method, TARGETS[args.target], device=args.device
-        )
-        explainers[method].n_shuffles = 20
+        if method == "module-autograd":
+            explainers[method] = ModuleAutograd(model, TARGETS[args.target], args.device)
+        else:
+            explainers[method] = Explainer(
+                model, args.length, 4, method, TARGETS[args.target], device=args.device
+            )
+            explainers[method].n_shuffles = 20
         explainers[method].explain_batch(x[:8])  # warm-up (JIT, allocator)
     return explainers, x
 

@@ -1,7 +1,6 @@
 """One entry point for every attribution method, so the pipeline compares them on equal terms."""
 
 import contextlib
-import copy
 import logging
 
 import torch
@@ -70,7 +69,6 @@ class Explainer:
             )
         self.plan.to(self.device)
         self.static_batch = self.plan.static_batch
-        self._module = None
 
     def explain_batch(self, x, return_layers=False):
         """x: (n, C, L) on any device -> :class:`Explanation` with tensors on the CPU."""
@@ -110,19 +108,14 @@ class Explainer:
         return out
 
     def _gradient(self, x):
-        if self._module is None:
-            self._module = self.program.module()
-            if self.device.type != "cpu":  # a copy: the caller's program keeps its device
-                self._module = copy.deepcopy(self._module).to(self.device)
-        module = self._module
+        """Autograd through the same forward as the LRP methods (the explained output's part of the graph,
+        the same convolutions), so the methods differ only in how they go backwards."""
         leaf = x.detach().requires_grad_()
         with torch.enable_grad():
-            outputs = module(leaf)
-            outputs, names = _flatten_outputs(outputs)
+            output = forward(self.plan, leaf)[self.plan.output]
             with _naming(self.model):
-                which = select_output(outputs, names, self.target)
-                _check_finite(outputs[which])
-                f = target_scalar(outputs[which], self.target)
+                _check_finite(output)
+                f = target_scalar(output, self.target)
             (g,) = torch.autograd.grad(f.sum(), leaf)
         return {
             "relevance": (x * g).float(),

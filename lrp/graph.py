@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
+from lrp.conv import conv1d, conv1d_input_vjp
 from lrp.errors import PlrpError
 from lrp.prune import prune, rescale_kept, zero_pruned
-from lrp.rules import divide_stabilized, linear_rule_factor
+from lrp.rules import divide_stabilized, linear_rule_factor, split_sum
 from lrp.target import select_output
 
 aten = torch.ops.aten
@@ -159,6 +160,7 @@ class Plan:
     activations: set
     live: set
     layers: dict = field(default_factory=dict)  # out node -> Layer
+    convs: dict = field(default_factory=dict)  # conv node -> (stride, padding, dilation, groups)
     absorbed: set = field(default_factory=set)
     input_path: set = field(default_factory=set)
     static_batch: int = None
@@ -371,6 +373,8 @@ def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_
                 layer.p_pos, layer.p_neg = pp, pn
                 break
 
+    p.convs = {layer.node: layer.conv_args for layer in p.layers.values() if layer.kind == "conv"}
+
     # the input path: the input and identity/routing ops on it, up to the first layers
     p.input_path = {x_node}
     for n in graph.nodes:
@@ -511,43 +515,30 @@ def _resolve(value, env):
 
 
 def forward(plan, x):
-    """Run the graph on ``x`` (N, C, L) as far as the explained output needs; return ``env``: node -> value."""
+    """Run the graph on ``x`` (N, C, L) as far as the explained output needs; return ``env``: node -> value.
+    Convolutions run through :func:`lrp.conv.conv1d` (its fast path for few output channels)."""
     env = dict(plan.consts)
     env[plan.input] = x
     for n in plan.nodes:
-        env[n] = n.target(*_resolve(n.args, env), **_resolve(n.kwargs, env))
+        args, kwargs = _resolve(n.args, env), _resolve(n.kwargs, env)
+        if n in plan.convs:
+            bias = kwargs.get("bias", args[2] if len(args) > 2 else None)
+            env[n] = conv1d(args[0], args[1], bias, *plan.convs[n])
+        else:
+            env[n] = n.target(*args, **kwargs)
     return env
 
 
 def _conv_apply(conv_args):
-    stride, padding, dilation, groups = conv_args
-
     def apply(a, w, b):
-        return F.conv1d(a, w, b, stride, padding, dilation, groups)
+        return conv1d(a, w, b, *conv_args)
 
     return apply
 
 
 def _conv_vjp(a, conv_args):
-    stride, padding, dilation, groups = conv_args
-    stride = list(stride) if isinstance(stride, (list, tuple)) else [stride]
-    dilation = list(dilation) if isinstance(dilation, (list, tuple)) else [dilation]
-    numeric = None
-    if isinstance(padding, str):
-        if padding == "valid":
-            numeric = [0]
-    else:
-        numeric = list(padding) if isinstance(padding, (list, tuple)) else [padding]
-
     def vjp(s, w):
-        if numeric is not None:
-            return aten.convolution_backward(
-                s, a, w, None, stride, numeric, dilation, False, [0], groups, [True, False, False]
-            )[0]
-        leaf = a.detach().requires_grad_()
-        with torch.enable_grad():
-            z = F.conv1d(leaf, w, None, stride, padding, dilation, groups)
-            return torch.autograd.grad(z, leaf, s)[0]
+        return conv1d_input_vjp(s, a, w, *conv_args)
 
     return vjp
 
@@ -624,6 +615,9 @@ def propagate(plan, env, n, r, override=None):
     ):  # a residual sum, the common case: no autograd needed
         vals = [override.get(a, env[a]) for a in acts]
         out = vals[0] + vals[1] if override else env[n]
+        if not any(a in plan.input_path for a in acts):  # the factor s is not needed: one pass
+            r_u, r_v = split_sum(r, out, vals[0], vals[1], plan.eps)
+            return {acts[0]: (r_u, None), acts[1]: (r_v, None)}
         s = divide_stabilized(r, out, plan.eps)
         return {a: (v * s, s) for a, v in zip(acts, vals)}
     if override:

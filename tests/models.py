@@ -47,6 +47,24 @@ class SmallCNN(nn.Module):
         return self.linear(self.features(x).flatten(1))
 
 
+class NarrowCNN(nn.Module):
+    """Convolutions down to 2 and 1 output channels with long kernels (lrp.conv's taps path), then Linear."""
+
+    def __init__(self, length=50):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv1d(4, 8, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(8, 2, 15, padding=7),
+            nn.ReLU(),
+            nn.Conv1d(2, 1, 9, padding=2, dilation=2),
+        )
+        self.linear = nn.Linear(length - 12, 3)
+
+    def forward(self, x):
+        return self.linear(self.features(x).flatten(1))
+
+
 def sequential_cnn(length=50, bias=True, seed=0):
     """A random :class:`SmallCNN` in eval mode."""
     torch.manual_seed(seed)

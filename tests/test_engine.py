@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from models import BPNetLike, one_hot, randomize_batchnorm, sequential_cnn
+from models import BPNetLike, NarrowCNN, one_hot, randomize_batchnorm, sequential_cnn
 from torch import nn
 
 from lrp import explain
@@ -30,12 +30,16 @@ def gini(r):
     return ((2 * idx - n - 1) * v).sum(1) / (n * v.sum(1))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, "narrow"])
 def test_epsilon_lrp_equals_captum(seed):
     from captum.attr import LRP
     from captum.attr._utils.lrp_rules import EpsilonRule
 
-    model = sequential_cnn(length=50, seed=seed)
+    if seed == "narrow":  # few output channels: lrp.conv's taps path
+        torch.manual_seed(3)
+        model, seed = NarrowCNN(length=50).eval(), 3
+    else:
+        model = sequential_cnn(length=50, seed=seed)
     x = one_hot(6, 50, seed=seed)
     ours = explain(model, x, method="lrp", target=2, rules=EPS_ALL).relevance
     oracle = copy.deepcopy(model)
@@ -325,3 +329,45 @@ def test_only_the_explained_output_is_planned_run_and_pruned():
         torch.testing.assert_close(both.relevance, one.relevance, rtol=0, atol=0)
     with pytest.raises(PlrpError, match="aten.sort"):
         explain(model, x, method="lrp", target={"output": "profile", "reduction": "sum"})
+
+
+@pytest.mark.parametrize("method", ["lrp", "plrp-lambda", "plrp-m", "gradient-x-input"])
+def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
+    """The CPU's numba kernels (pruning, epsilon divisions, residual splits) give the bits of the tensor ops a
+    GPU runs, and the taps convolution of a narrow head gives torch's convolution up to rounding."""
+    import lrp.conv
+    import lrp.prune
+    import lrp.rules
+
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(6, 100, seed=11)
+    target = {"output": "profile", "reduction": "profile"}  # a 1-channel head: the taps path
+    fast = explain(model, x, method=method, target=target, p_pos=0.3)
+    monkeypatch.setattr(lrp.rules, "_kernel_ok", lambda *t: False)
+    monkeypatch.setattr(lrp.prune, "_numba_ok", lambda *t: False)
+    monkeypatch.setattr(
+        lrp.prune, "_prune_cpu", lambda r, pp, pn: r * lrp.prune._prune_scale(r, pp, pn)
+    )
+    tensor_ops = explain(model, x, method=method, target=target, p_pos=0.3)
+    assert torch.equal(fast.relevance, tensor_ops.relevance)
+    monkeypatch.setattr(lrp.conv, "_by_taps", lambda *a: False)
+    torch_conv = explain(model, x, method=method, target=target, p_pos=0.3)
+    assert fast.relevance.abs().max() > 1e-4
+    torch.testing.assert_close(torch_conv.relevance, fast.relevance, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
+    import lrp.rules
+    from lrp.rules import divide_stabilized, split_sum
+
+    g = torch.Generator().manual_seed(5)
+    u, v, r = (torch.randn(3, 5, 200, generator=g, dtype=dtype) for _ in range(3))
+    u[0, 0, :10], v[0, 0, :10] = 1e-7, -1e-7  # sums near zero: eps decides
+    y = u + v
+    y[1, 1, :3] = torch.tensor([0.0, -0.0, 1e-30], dtype=dtype)  # sign(+0) = 1, sign(-0) = -1
+    fast = divide_stabilized(r, y, 1e-6), split_sum(r, y, u, v, 1e-6)
+    monkeypatch.setattr(lrp.rules, "_kernel_ok", lambda *t: False)
+    assert torch.equal(divide_stabilized(r, y, 1e-6), fast[0])
+    for got, want in zip(split_sum(r, y, u, v, 1e-6), fast[1]):
+        assert torch.equal(got, want)
