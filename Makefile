@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+SNAKEFLAGS ?=
 STAMP := $(VENV)/.installed
+# the rules call `plrp`: the venv's commands come first on PATH for every recipe, nothing to activate
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint format bench clean
 
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local $(SNAKEFLAGS)
 
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null \

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -428,3 +429,25 @@ def test_own_genome_bed_regions_and_state_dict_model(local_run, tmp_path):
     got = np.load(tmp_path / "results/sim/cnn/lrp/relevance.npy")
     want = np.load(local_run / "results/demo/demo/lrp/relevance.npy")[:3]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
+def test_make_demo_needs_no_activated_venv(tmp_path):
+    """`make demo` on a shell where nothing is activated: the rules still find `plrp` (the venv's bin is put
+    first on PATH by the Makefile). Runs the demo's first job only, in a scratch directory."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != bin_dir)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SNAKEMAKE_PROFILE")}
+    env["PATH"] = path
+    flags = f"--directory {tmp_path} --configfile {REPO / 'config.yaml'} --until simulate"
+    done = subprocess.run(
+        ["make", "-C", str(REPO), "demo", f"SNAKEFLAGS={flags}"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "resources/demo/genome.fa").stat().st_size > 1_000_000
