@@ -399,9 +399,11 @@ def throughput_part(args, work):
 def one_throughput(args):
     import torch
 
+    from lrp.allocator import keep_freed_memory
     from lrp.attribute import attribute_regions
     from lrp.demo_model import build_model
 
+    keep_freed_memory()  # as `plrp attribute` does
     torch.set_num_threads(args.threads)
     model = build_model(**MODEL_KWARGS, seed=0).eval()
     x = np.load(args.windows_file)
