@@ -269,9 +269,13 @@ def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_
     if spec is not None and spec.type is dict:
         names = list(spec.context)
 
-    output = outputs[select_output(outputs, names, target)]
+    which = select_output(outputs, names, target)
+    output = outputs[which]
     if not isinstance(output, fx.Node) or output is x_node:
-        raise PlrpError("the explained output does not depend on the input sequence")
+        raise PlrpError(
+            f"output {names[which]!r} of the model is the input or a constant, nothing to explain. Fix: set "
+            "target.output to an output the model computes from the sequence"
+        )
     activations = {x_node}
     for n in graph.nodes:
         if (

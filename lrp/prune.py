@@ -23,7 +23,8 @@ import numba
 import numpy as np
 import torch
 
-MANTISSA_BITS = 4  # fastest of 3..6 on 2 CPU threads and on an H100 (benchmarks/README.md)
+# the tensor ops were fastest with 4 of 3..6 on 2 CPU threads and on an H100 (benchmarks/README.md)
+MANTISSA_BITS = 4
 _SHIFT = 23 - MANTISSA_BITS  # float32: 23 mantissa bits
 _HALF = 1 << (31 - _SHIFT)  # buckets per sign: 8 exponent bits + MANTISSA_BITS
 _CHUNK = 1 << 18  # entries per float64 chunk of the histogram on the CPU (2 MiB)
