@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from lrp import metrics as M
-from lrp.atomic import atomic_open, atomic_path
+from lrp.atomic import atomic_open
 from lrp.cli import json_option
 from lrp.errors import PlrpError, input_error
+from lrp.figures import save_figure
 
 log = logging.getLogger("plrp")
 
@@ -248,15 +249,6 @@ def comparison_table(docs):
     return df.sort_values(["family", "p", "method"], kind="stable").reset_index(drop=True)
 
 
-def _save(fig, plots_dir, stem):
-    import matplotlib.pyplot as plt
-
-    for ext in ("png", "svg"):
-        with atomic_path(Path(plots_dir) / f"{stem}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def plot_comparison(docs, table, plots_dir):
     """Write the comparison plots (PNG and SVG) into ``plots_dir``; returns their stems."""
     import matplotlib
@@ -289,7 +281,7 @@ def plot_comparison(docs, table, plots_dir):
     if cols:
         axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, plots_dir, "metrics_vs_p")
+    save_figure(fig, plots_dir, "metrics_vs_p", dpi=120)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for d in docs:
@@ -309,7 +301,7 @@ def plot_comparison(docs, table, plots_dir):
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
     ax.set_title("per-position precision-recall")
-    _save(fig, plots_dir, "pr_curves")
+    save_figure(fig, plots_dir, "pr_curves", dpi=120)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for d in docs:
@@ -327,7 +319,7 @@ def plot_comparison(docs, table, plots_dir):
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7)
-    _save(fig, plots_dir, "layer_sparsity")
+    save_figure(fig, plots_dir, "layer_sparsity", dpi=120)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for d in docs:
@@ -340,7 +332,7 @@ def plot_comparison(docs, table, plots_dir):
     ax.set_title("faithfulness" if ax.lines else "faithfulness: no model given")
     if ax.lines:
         ax.legend(fontsize=7)
-    _save(fig, plots_dir, "faithfulness")
+    save_figure(fig, plots_dir, "faithfulness", dpi=120)
     return list(PLOTS)
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrp.atomic import atomic_path
 from lrp.errors import input_error
+from lrp.figures import save_figure
 
 log = logging.getLogger("plrp")
 
@@ -37,17 +37,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save(fig, out_dir, stem):
-    """Save ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir``, atomically; close it."""
-    plt = _plt()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "svg"):
-        with atomic_path(out_dir / f"{stem}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def draw_logo(ax, matrix, start=0, title=None):
@@ -256,11 +245,11 @@ def logos_main(args):
         from lrp.calls import load_motif_db
 
         db = load_motif_db(args.motif_db)
-    save(motifs_figure(motifs, table, db, args.max_motifs), args.out_dir, "motifs")
-    save(sites_figure(calls, first, args.top_sites), args.out_dir, "sites")
-    save(
-        examples_figure(relevances, calls, args.n_examples, args.example_width),
-        args.out_dir,
-        "examples",
-    )
+    figures = {
+        "motifs": motifs_figure(motifs, table, db, args.max_motifs),
+        "sites": sites_figure(calls, first, args.top_sites),
+        "examples": examples_figure(relevances, calls, args.n_examples, args.example_width),
+    }
+    for stem, fig in figures.items():
+        save_figure(fig, args.out_dir, stem, dpi=110)
     log.info("logos: %s/{%s}.png/.svg", args.out_dir, ",".join(FIGURES))

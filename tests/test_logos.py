@@ -6,6 +6,7 @@ from test_calls import build_setup, run_call_motifs
 
 from lrp import logos as Lg
 from lrp.cli import main
+from lrp.figures import save_figure
 
 
 def _not_blank(path):
@@ -100,7 +101,7 @@ def test_long_window_uses_plot_logo(tmp_path):
     x = np.eye(4)[:, rng.integers(0, 4, 400)] * rng.normal(size=400)
     fig, ax = plt.subplots(figsize=(8, 2))
     Lg.draw_logo(ax, x)
-    Lg.save(fig, tmp_path, "long")
+    save_figure(fig, tmp_path, "long", dpi=80)
     _not_blank(tmp_path / "long.png")
 
 
@@ -121,8 +122,8 @@ def test_empty_inputs_still_draw(tmp_path):
             "region",
         ]
     )
-    Lg.save(Lg.motifs_figure([], None, None), tmp_path, "m")
-    Lg.save(Lg.sites_figure(empty, np.zeros((1, 4, 10))), tmp_path, "s")
+    save_figure(Lg.motifs_figure([], None, None), tmp_path, "m", dpi=80)
+    save_figure(Lg.sites_figure(empty, np.zeros((1, 4, 10))), tmp_path, "s", dpi=80)
     assert (tmp_path / "m.png").stat().st_size > 0 and (tmp_path / "s.svg").stat().st_size > 0
 
 
