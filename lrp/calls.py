@@ -115,9 +115,7 @@ def load_motif_db(path):
 
 def bh_best_q(pvals):
     """Benjamini-Hochberg q-value of the best (smallest) p-value in each row of ``pvals (n, m)``."""
-    p = np.sort(np.asarray(pvals, dtype=np.float64), axis=1)
-    m = p.shape[1]
-    return np.minimum(1.0, (p * m / np.arange(1, m + 1)).min(axis=1))
+    return bh_q(pvals).min(axis=1)
 
 
 def bh_q(pvals):
@@ -165,11 +163,11 @@ def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
         rows = np.arange(len(idx))
         out.loc[idx, "match_idx"] = best
         out.loc[idx, "tomtom_p"] = res[0, rows, best]
-        out.loc[idx, "q"] = bh_best_q(res[0])
+        q = bh_q(res[0])  # every match's q; the best match's is the row's smallest
+        out.loc[idx, "q"] = q.min(axis=1)
         out.loc[idx, "match_strand"] = np.where(res[4, rows, best] > 0, "-", "+")
         out.loc[idx, "match_offset"] = res[2, rows, best].astype(np.int64)
         if max_q is not None:
-            q = bh_q(res[0])
             for k, i in enumerate(idx):
                 hits = np.flatnonzero(q[k] <= max_q)
                 significant[i] = hits[np.argsort(res[0, k, hits], kind="stable")]

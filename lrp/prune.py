@@ -23,6 +23,8 @@ import numba
 import numpy as np
 import torch
 
+from lrp import kernels
+
 # the tensor ops were fastest with 4 of 3..6 on 2 CPU threads and on an H100 (benchmarks/README.md)
 MANTISSA_BITS = 4
 _SHIFT = 23 - MANTISSA_BITS  # float32: 23 mantissa bits
@@ -51,7 +53,7 @@ def prune(relevance, p_pos, p_neg):
     """
     if (p_pos <= 0 and p_neg <= 0) or relevance.numel() == 0:
         return relevance.clone()
-    if relevance.device.type == "cpu" and relevance.dtype in (torch.float32, torch.float64):
+    if kernels.usable(relevance):
         return _prune_cpu(relevance, p_pos, p_neg)
     return relevance * _prune_scale(relevance, p_pos, p_neg)
 
@@ -60,7 +62,7 @@ def _prune_cpu(relevance, p_pos, p_neg):
     r = relevance.reshape(relevance.shape[0], -1).contiguous()
     bits = (r if r.dtype == torch.float32 else r.float()).view(torch.int32)
     out = torch.empty_like(r)
-    _use_torch_threads()
+    kernels.use_torch_threads()
     _prune_rows(bits.numpy(), r.numpy(), float(p_pos), float(p_neg), out.numpy())
     return out.view(relevance.shape)
 
@@ -142,7 +144,7 @@ def mask_of(relevance, pruned):
 def zero_pruned(x, relevance, pruned):
     """``x`` with the entries that :func:`prune` pruned from ``relevance`` set to 0 (PLRP-M's kept activations).
     x, relevance, pruned: (N, ...) of one shape."""
-    if _numba_ok(x, relevance, pruned):
+    if kernels.usable(x, relevance, pruned):
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         _run(_zero_pruned_rows, relevance, pruned, x, out)
         return out
@@ -156,7 +158,7 @@ def rescale_kept(x, relevance, pruned):
     x, relevance, pruned: (N, ...) of one shape."""
     if x.numel() == 0:
         return x.clone()
-    if _numba_ok(x, relevance, pruned):
+    if kernels.usable(x, relevance, pruned):
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         _run(_rescale_kept_rows, relevance, pruned, x, out)
         return out
@@ -172,23 +174,9 @@ def rescale_kept(x, relevance, pruned):
     return (kept * torch.where(kept > 0, lam[1][:, None], lam[0][:, None])).reshape(x.shape)
 
 
-def _numba_ok(*tensors):
-    t = tensors[0]
-    return (
-        t.device.type == "cpu"
-        and t.dtype in (torch.float32, torch.float64)
-        and all(u.dtype == t.dtype and u.device == t.device for u in tensors)
-    )
-
-
-def _use_torch_threads():
-    """The kernels run on as many threads as torch (a job's ``threads``)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
 def _run(kernel, *tensors):
     """Call a row kernel on (N, D) contiguous numpy views of ``tensors``; the last one is written."""
-    _use_torch_threads()
+    kernels.use_torch_threads()
     views = [t.reshape(t.shape[0], -1) for t in tensors]
     *inputs, out = views
     kernel(*(v.contiguous().numpy() for v in inputs), out.numpy())

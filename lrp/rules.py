@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numba
 import torch
 
+from lrp import kernels
+
 RULES = ("epsilon", "zplus", "gamma")
 
 
@@ -89,7 +91,8 @@ def composite(spec=None):
 def divide_stabilized(relevance, z, eps):
     """``relevance / (z + eps * sign(z))`` with ``sign(+0) = 1`` (the epsilon rule's denominator), in one
     new buffer. On the CPU one pass of a numba kernel, elsewhere three tensor ops; the same bits."""
-    if _kernel_ok(relevance, z):
+    if kernels.usable(relevance, z):
+        kernels.use_torch_threads()
         out = torch.empty(z.shape, dtype=z.dtype)
         _divide_stabilized_flat(_flat(relevance), _flat(z), eps, out.view(-1).numpy())
         return out
@@ -100,7 +103,8 @@ def divide_stabilized(relevance, z, eps):
 def split_sum(relevance, y, u, v, eps):
     """The epsilon rule for ``y = u + v`` (a residual sum): ``(u * s, v * s)`` with
     ``s = relevance / (y + eps * sign(y))``, all of one shape. On the CPU one pass of a numba kernel."""
-    if _kernel_ok(relevance, y, u, v):
+    if kernels.usable(relevance, y, u, v):
+        kernels.use_torch_threads()
         ru, rv = torch.empty(y.shape, dtype=y.dtype), torch.empty(y.shape, dtype=y.dtype)
         _split_sum_flat(
             _flat(relevance),
@@ -114,15 +118,6 @@ def split_sum(relevance, y, u, v, eps):
         return ru, rv
     s = divide_stabilized(relevance, y, eps)
     return u * s, v * s
-
-
-def _kernel_ok(*tensors):
-    t = tensors[0]
-    return (
-        t.device.type == "cpu"
-        and t.dtype in (torch.float32, torch.float64)
-        and all(u.device == t.device and u.dtype == t.dtype and u.shape == t.shape for u in tensors)
-    )
 
 
 def _flat(t):

@@ -336,18 +336,13 @@ def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
     """The CPU's numba kernels (pruning, epsilon divisions, residual splits) give the bits of the tensor ops a
     GPU runs, and the taps convolution of a narrow head gives torch's convolution up to rounding."""
     import lrp.conv
-    import lrp.prune
-    import lrp.rules
+    import lrp.kernels
 
     model = randomize_batchnorm(BPNetLike())
     x = one_hot(6, 100, seed=11)
     target = {"output": "profile", "reduction": "profile"}  # a 1-channel head: the taps path
     fast = explain(model, x, method=method, target=target, p_pos=0.3)
-    monkeypatch.setattr(lrp.rules, "_kernel_ok", lambda *t: False)
-    monkeypatch.setattr(lrp.prune, "_numba_ok", lambda *t: False)
-    monkeypatch.setattr(
-        lrp.prune, "_prune_cpu", lambda r, pp, pn: r * lrp.prune._prune_scale(r, pp, pn)
-    )
+    monkeypatch.setattr(lrp.kernels, "usable", lambda *t: False)
     tensor_ops = explain(model, x, method=method, target=target, p_pos=0.3)
     assert torch.equal(fast.relevance, tensor_ops.relevance)
     monkeypatch.setattr(lrp.conv, "_by_taps", lambda *a: False)
@@ -358,7 +353,7 @@ def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
-    import lrp.rules
+    import lrp.kernels
     from lrp.rules import divide_stabilized, split_sum
 
     g = torch.Generator().manual_seed(5)
@@ -367,7 +362,7 @@ def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
     y = u + v
     y[1, 1, :3] = torch.tensor([0.0, -0.0, 1e-30], dtype=dtype)  # sign(+0) = 1, sign(-0) = -1
     fast = divide_stabilized(r, y, 1e-6), split_sum(r, y, u, v, 1e-6)
-    monkeypatch.setattr(lrp.rules, "_kernel_ok", lambda *t: False)
+    monkeypatch.setattr(lrp.kernels, "usable", lambda *t: False)
     assert torch.equal(divide_stabilized(r, y, 1e-6), fast[0])
     for got, want in zip(split_sum(r, y, u, v, 1e-6), fast[1]):
         assert torch.equal(got, want)

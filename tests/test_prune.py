@@ -4,14 +4,13 @@ CPU kernels against the tensor-op path (the one a GPU runs)."""
 import pytest
 import torch
 
-from lrp import prune as P
+from lrp import kernels
 from lrp.prune import mask_of, prune, pruning_mask, rescale_kept, zero_pruned
 
 
 def _tensor_ops(monkeypatch):
     """Send every call through the tensor-op path, as on a GPU."""
-    monkeypatch.setattr(P, "_numba_ok", lambda *tensors: False)
-    monkeypatch.setattr(P, "_prune_cpu", lambda r, pp, pn: r * P._prune_scale(r, pp, pn))
+    monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
 
 
 @pytest.fixture(params=["kernel", "tensor-ops"])
