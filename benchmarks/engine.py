@@ -7,7 +7,7 @@ JSON.
 Timing runs every method in one process, in rounds (each round times each method once, in turn), and reports
 each method's median over the rounds, so the machine's load drifts over all methods alike and the ratios are
 robust on a shared machine. Peak memory is measured apart, one process per method, so peaks don't mix. The
-process keeps freed memory for reuse as `plrp attribute` does (lrp.allocator); --default-malloc leaves glibc's
+process keeps freed memory for reuse as `plrp attribute` does (lrp.engine.allocator); --default-malloc leaves glibc's
 settings, and the minor page faults per batch show the difference.
 
     python benchmarks/engine.py [--batch 64 --length 1000 --filters 64 --layers 8 --repeats 5]
@@ -65,12 +65,12 @@ class ModuleAutograd:
     """Gradient x input by autograd through the whole module (the reference row)."""
 
     def __init__(self, model, target, device):
-        from lrp.target import normalize_target
+        from lrp.engine.target import normalize_target
 
         self.model, self.target, self.device = model.to(device), normalize_target(target), device
 
     def explain_batch(self, x):
-        from lrp.target import target_scalar
+        from lrp.engine.target import target_scalar
 
         leaf = x.to(self.device).requires_grad_()
         f = target_scalar(self.model(leaf)[self.target["output"]], self.target)
@@ -79,8 +79,8 @@ class ModuleAutograd:
 
 
 def _setup(args, methods):
-    from lrp.allocator import keep_freed_memory
-    from lrp.explain import Explainer
+    from lrp.engine.allocator import keep_freed_memory
+    from lrp.engine.explain import Explainer
 
     if not args.default_malloc:
         keep_freed_memory()  # as `plrp attribute` does, for every method alike

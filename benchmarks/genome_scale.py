@@ -10,13 +10,13 @@ which gather and bigwig cannot tell apart. Peak RSS is the process's own ``VmHWM
 anonymous and file-backed parts (``RssAnon``/``RssFile`` of ``/proc/PID/status``, sampled every few ms) show
 what a memory-mapped file adds: file-backed pages are page cache the kernel can drop, anonymous ones are not.
 
-Part 2, attribution throughput. ``lrp.attribute.attribute_regions`` with lrp, plrp-lambda and deeplift-shap
+Part 2, attribution throughput. ``lrp.attribution.attribute.attribute_regions`` with lrp, plrp-lambda and deeplift-shap
 (tangermeme's ``deep_lift_shap``, 20 shuffles) on the same N-free windows of the genome, each method in its own
 process: a cold call (the whole step, model preparation included, as one shard job does), then the best of
 two warm calls. Part 1 also writes every base with the bigWig libraries alone (pyBigWig with and without zoom
 levels, pybigtools) to tell their memory from plrp's.
 
-Part 3, tracks. ``lrp.tracks.write_bigwig`` alone, from the gathered ``relevance.npy`` (rows read with file
+Part 3, tracks. ``lrp.genomics.tracks.write_bigwig`` alone, from the gathered ``relevance.npy`` (rows read with file
 reads), in bp/s. The synthetic relevance is dense (no run of equal values to merge), the slowest case for the
 run-length-encoded pybigtools writer; the zero fraction of the real plrp-lambda shard is printed beside it.
 
@@ -79,8 +79,8 @@ def make_genome(path, total_bp, copies=1, seed=0):
 
 def synthetic_shards(fasta, regions_path, shard_size, out_dir, skip, seed=0):
     """Write shard ``.npz`` files (attribute_main's keys) with random relevance, real one-hot; skip ``skip``."""
-    from lrp.genome import fetch_one_hot, open_fasta
-    from lrp.regions import read_regions, shard_bounds
+    from lrp.genomics.genome import fetch_one_hot, open_fasta
+    from lrp.genomics.regions import read_regions, shard_bounds
 
     rng = np.random.default_rng(seed)
     regions = read_regions(regions_path)
@@ -178,7 +178,7 @@ def measure(cmd, log_path, env=None):
 
 
 def _plrp(*args):
-    """``plrp ARGS`` through ``lrp.cli.main`` in a fresh process that reports its VmHWM."""
+    """``plrp ARGS`` through ``lrp.steps.cli.main`` in a fresh process that reports its VmHWM."""
     return [sys.executable, __file__, "--one", "cli", *map(str, args)]
 
 
@@ -189,7 +189,7 @@ def _tile(d, *extra):
 
 
 def one_cli(argv):
-    from lrp.cli import main
+    from lrp.steps.cli import main
 
     code = main(argv)
     if code:
@@ -208,8 +208,8 @@ def memory_part(args, work):
     """Tile, attribute one shard, gather all shards and write the bigWig at 1x and `scale`x."""
     import torch
 
-    from lrp.demo_model import build_model
-    from lrp.regions import read_regions
+    from lrp.demo.model import build_model
+    from lrp.genomics.regions import read_regions
 
     model_path = work / "model.pt"
     torch.save(build_model(**MODEL_KWARGS, seed=0).state_dict(), model_path)
@@ -247,7 +247,7 @@ def memory_part(args, work):
                 "--model",
                 model_path,
                 "--builder",
-                "lrp.demo_model:build_model",
+                "lrp.demo.model:build_model",
                 "--builder-kwargs",
                 json.dumps(MODEL_KWARGS),
                 "--length",
@@ -355,8 +355,8 @@ def memory_part(args, work):
 
 def throughput_part(args, work):
     """bp/s of attribute_regions per method on the same N-free windows, each method in its own process."""
-    from lrp.genome import fetch_one_hot, open_fasta
-    from lrp.regions import read_regions
+    from lrp.genomics.genome import fetch_one_hot, open_fasta
+    from lrp.genomics.regions import read_regions
 
     d = work / "1x"
     regions = read_regions(d / "regions.bed")
@@ -399,9 +399,9 @@ def throughput_part(args, work):
 def one_throughput(args):
     import torch
 
-    from lrp.allocator import keep_freed_memory
-    from lrp.attribute import attribute_regions
-    from lrp.demo_model import build_model
+    from lrp.attribution.attribute import attribute_regions
+    from lrp.demo.model import build_model
+    from lrp.engine.allocator import keep_freed_memory
 
     keep_freed_memory()  # as `plrp attribute` does
     torch.set_num_threads(args.threads)
@@ -450,9 +450,9 @@ def one_throughput(args):
 
 
 def one_write_bigwig(args):
-    from lrp.genome import chrom_sizes
-    from lrp.regions import read_regions
-    from lrp.tracks import centre_crop, open_relevance, write_bigwig
+    from lrp.genomics.genome import chrom_sizes
+    from lrp.genomics.regions import read_regions
+    from lrp.genomics.tracks import centre_crop, open_relevance, write_bigwig
 
     sizes = chrom_sizes(args.fasta)
     regions = read_regions(args.regions, coords_only=True)
@@ -476,7 +476,7 @@ def one_write_bigwig(args):
 
 def one_library(args):
     """Write random values on every base of the genome with a bigWig library alone (1 Mb per call)."""
-    from lrp.genome import chrom_sizes
+    from lrp.genomics.genome import chrom_sizes
 
     sizes = chrom_sizes(args.fasta)
     chunk = np.random.default_rng(0).random(1 << 20)
@@ -569,7 +569,7 @@ def report(args, memory, n_windows, throughput):
     lines.append("")
     zero = one.get("real_shard_zero_fraction")
     lines.append(
-        "Track writing (lrp.tracks.write_bigwig alone, from relevance.npy; dense random relevance"
+        "Track writing (lrp.genomics.tracks.write_bigwig alone, from relevance.npy; dense random relevance"
         + (f"; the real plrp-lambda shard is {zero:.0%} zeros" if zero is not None else "")
         + "):"
     )
@@ -716,7 +716,7 @@ def main():
         "config": config,
         "window": LENGTH,
         "step": STEP,
-        "model": {"builder": "lrp.demo_model:build_model", **MODEL_KWARGS},
+        "model": {"builder": "lrp.demo.model:build_model", **MODEL_KWARGS},
         "host": {
             "machine": platform.machine(),
             "processor": platform.processor(),

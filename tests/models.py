@@ -48,7 +48,7 @@ class SmallCNN(nn.Module):
 
 
 class NarrowCNN(nn.Module):
-    """Convolutions down to 2 and 1 output channels with long kernels (lrp.conv's taps path), then Linear."""
+    """Convolutions down to 2 and 1 output channels with long kernels (lrp.engine.conv's taps path), then Linear."""
 
     def __init__(self, length=50):
         super().__init__()

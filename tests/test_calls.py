@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrp import calls as C
+from lrp.motifs import calls as C
 
 TFS = ("CTCF", "REST", "TP53")
 L, STEP = 200, 100
@@ -32,7 +32,7 @@ def build_setup(root, seed=0, noise=0.05):
     ``plrp_p0.5`` (relevance = ohe * 1 on the sites, a negative 6 bp bump per window, zero elsewhere)
     and ``lrp`` (the same plus Gaussian noise ``noise`` on the present base everywhere).
     """
-    from lrp.jaspar import select_motifs, write_meme
+    from lrp.motifs.database import select_motifs, write_meme
 
     rng = np.random.default_rng(seed)
     motifs, ids = select_motifs()
@@ -104,7 +104,7 @@ def build_setup(root, seed=0, noise=0.05):
 
 def run_call_motifs(setup, relevance, bed, tsv, *extra):
     """Run ``plrp call-motifs`` on a :func:`build_setup` project; assert it succeeds."""
-    from lrp.cli import main
+    from lrp.steps.cli import main
 
     args = ["call-motifs", "--relevance", str(relevance), "--regions", str(setup["regions"])]
     args += ["--motif-db", str(setup["db"]), "--fasta", str(setup["fasta"])]
@@ -119,7 +119,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def called(setup, tmp_path_factory):
-    from lrp.cli import main
+    from lrp.steps.cli import main
 
     out = tmp_path_factory.mktemp("out")
     paths = {k: out / f"calls.{k}" for k in ("bed", "tsv", "bb")}
@@ -231,7 +231,7 @@ def test_bh_best_q():
 
 
 def test_bad_index_is_one_line_error(setup, tmp_path):
-    from lrp.cli import main
+    from lrp.steps.cli import main
 
     z = dict(np.load(setup["relevance"]["lrp"]))
     z["index"] = z["index"] + 1000
@@ -260,7 +260,7 @@ def test_bad_index_is_one_line_error(setup, tmp_path):
 
 def test_min_target_keeps_only_windows_predicted_bound(setup, tmp_path):
     arrays = C.load_relevance(setup["relevance"]["plrp_p0.5"])
-    from lrp.regions import read_regions
+    from lrp.genomics.regions import read_regions
 
     regions = read_regions(setup["regions"])
     db = C.load_motif_db(setup["db"])

@@ -1,10 +1,10 @@
-"""lrp.conv: the taps path for few output channels equals torch's convolution and its input gradient."""
+"""lrp.engine.conv: the taps path for few output channels equals torch's convolution and its input gradient."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lrp.conv import NARROW, _by_taps, conv1d, conv1d_input_vjp
+from lrp.engine.conv import NARROW, _by_taps, conv1d, conv1d_input_vjp
 
 CASES = [
     # (in, out, kernel, dilation, padding)

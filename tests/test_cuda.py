@@ -9,7 +9,7 @@ import torch
 from models import BPNetLike, one_hot, randomize_batchnorm
 
 from lrp import explain
-from lrp.prune import pruning_mask
+from lrp.engine.prune import pruning_mask
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -38,7 +38,7 @@ def test_cuda_pruning_set_equals_cpu():
 
 def test_deeplift_shap_runs_on_cuda():
     torch.manual_seed(0)
-    from lrp.demo_model import build_model
+    from lrp.demo.model import build_model
 
     model = build_model(n_tasks=2, length=200, filters=8).eval()
     x = one_hot(4, 200, seed=2)
@@ -48,8 +48,8 @@ def test_deeplift_shap_runs_on_cuda():
 
 
 def test_attribute_shard_on_cuda(tmp_path):
-    from lrp.attribute import attribute_regions
-    from lrp.demo_model import build_model
+    from lrp.attribution.attribute import attribute_regions
+    from lrp.demo.model import build_model
 
     model = build_model(n_tasks=2, length=200, filters=8).eval()
     x = one_hot(40, 200, seed=3).numpy()

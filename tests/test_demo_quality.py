@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from conftest import demo_config, snakemake
 
-from lrp import metrics as M
-from lrp.calls import read_calls
-from lrp.regions import read_bed, read_regions
+from lrp.evaluation import metrics as M
+from lrp.genomics.regions import read_bed, read_regions
+from lrp.motifs.calls import read_calls
 
 pytestmark = pytest.mark.slow
 
-DEFAULT_P = 0.25  # lrp.explain.DEFAULT_P_POS, with p_neg = p_pos / 2
+DEFAULT_P = 0.25  # lrp.engine.explain.DEFAULT_P_POS, with p_neg = p_pos / 2
 METHODS = {
     "lrp": {"method": "lrp"},
     "plrp-lambda-0.25": {

@@ -10,7 +10,7 @@ from models import BPNetLike, NarrowCNN, one_hot, randomize_batchnorm, sequentia
 from torch import nn
 
 from lrp import explain
-from lrp.errors import PlrpError
+from lrp.core.errors import PlrpError
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def test_epsilon_lrp_equals_captum(seed):
     from captum.attr import LRP
     from captum.attr._utils.lrp_rules import EpsilonRule
 
-    if seed == "narrow":  # few output channels: lrp.conv's taps path
+    if seed == "narrow":  # few output channels: lrp.engine.conv's taps path
         torch.manual_seed(3)
         model, seed = NarrowCNN(length=50).eval(), 3
     else:
@@ -277,7 +277,7 @@ def test_inputs_known_nonnegative_by_construction():
             h = self.after_pad(F.pad(torch.relu(h), (1, 1), value=-1.0))
             return self.head(h.mean(-1))
 
-    from lrp.explain import Explainer
+    from lrp.engine.explain import Explainer
 
     model = Net().eval()
     explainer = Explainer(model, 40, 4, "lrp", 0, device="cpu")
@@ -335,17 +335,17 @@ def test_only_the_explained_output_is_planned_run_and_pruned():
 def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
     """The CPU's numba kernels (pruning, epsilon divisions, residual splits) give the bits of the tensor ops a
     GPU runs, and the taps convolution of a narrow head gives torch's convolution up to rounding."""
-    import lrp.conv
-    import lrp.kernels
+    import lrp.engine.conv
+    import lrp.engine.kernels
 
     model = randomize_batchnorm(BPNetLike())
     x = one_hot(6, 100, seed=11)
     target = {"output": "profile", "reduction": "profile"}  # a 1-channel head: the taps path
     fast = explain(model, x, method=method, target=target, p_pos=0.3)
-    monkeypatch.setattr(lrp.kernels, "usable", lambda *t: False)
+    monkeypatch.setattr(lrp.engine.kernels, "usable", lambda *t: False)
     tensor_ops = explain(model, x, method=method, target=target, p_pos=0.3)
     assert torch.equal(fast.relevance, tensor_ops.relevance)
-    monkeypatch.setattr(lrp.conv, "_by_taps", lambda *a: False)
+    monkeypatch.setattr(lrp.engine.conv, "_by_taps", lambda *a: False)
     torch_conv = explain(model, x, method=method, target=target, p_pos=0.3)
     assert fast.relevance.abs().max() > 1e-4
     torch.testing.assert_close(torch_conv.relevance, fast.relevance, rtol=1e-4, atol=1e-7)
@@ -353,8 +353,8 @@ def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
-    import lrp.kernels
-    from lrp.rules import divide_stabilized, split_sum
+    import lrp.engine.kernels
+    from lrp.engine.rules import divide_stabilized, split_sum
 
     g = torch.Generator().manual_seed(5)
     u, v, r = (torch.randn(3, 5, 200, generator=g, dtype=dtype) for _ in range(3))
@@ -362,7 +362,7 @@ def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
     y = u + v
     y[1, 1, :3] = torch.tensor([0.0, -0.0, 1e-30], dtype=dtype)  # sign(+0) = 1, sign(-0) = -1
     fast = divide_stabilized(r, y, 1e-6), split_sum(r, y, u, v, 1e-6)
-    monkeypatch.setattr(lrp.kernels, "usable", lambda *t: False)
+    monkeypatch.setattr(lrp.engine.kernels, "usable", lambda *t: False)
     assert torch.equal(divide_stabilized(r, y, 1e-6), fast[0])
     for got, want in zip(split_sum(r, y, u, v, 1e-6), fast[1]):
         assert torch.equal(got, want)

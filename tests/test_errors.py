@@ -21,7 +21,7 @@ from conftest import BIN, snakemake
 
 L = 200
 KWARGS = {"n_tasks": 2, "length": L, "filters": 4}
-BUILDER = "lrp.demo_model:build_model"
+BUILDER = "lrp.demo.model:build_model"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ plrp ")
 
 
@@ -55,8 +55,8 @@ def data(tmp_path_factory):
     import torch
     from torch import nn
 
-    from lrp.demo_model import build_model
-    from lrp.train import export
+    from lrp.demo.model import build_model
+    from lrp.demo.train import export
 
     d = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
@@ -121,7 +121,7 @@ GUARD = (
     "    assert k.get('weights_only', True) is not False, 'unpickled with weights_only=False'\n"
     "    return _load(*a, **k)\n"
     "torch.load = guarded\n"
-    "from lrp.cli import main\n"
+    "from lrp.steps.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
@@ -353,7 +353,7 @@ def test_debug_and_log_show_the_traceback(data, runs):
         result = runs[case]
         assert result.returncode == 1
         assert "Traceback (most recent call last)" in result.stderr
-        assert "lrp.errors.PlrpError: " in result.stderr
+        assert "lrp.core.errors.PlrpError: " in result.stderr
         assert result.stderr.splitlines()[-1].startswith("plrp attribute: error: ")
     assert "invalid base 'X'" in runs["debug"].stderr
     # --log: the terminal gets one line, the log file the traceback and the line
@@ -474,8 +474,8 @@ def test_bad_config_is_named(config_runs, name):
 def test_check_model_names_the_file_and_checks_the_target(data):
     """In-process: a loaded model remembers its file, so check_model's errors name it (no name passed), and
     ``target=`` checks the target before any explaining (for `plrp attribute` to call)."""
-    from lrp.errors import PlrpError
-    from lrp.model_io import check_model, load_model
+    from lrp.core.errors import PlrpError
+    from lrp.engine.model_io import check_model, load_model
 
     program = load_model(data / "model.pt2")
     assert check_model(program, L, target={"index": 1}) == [(2, 2)]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from test_calls import build_setup, run_call_motifs
 
-from lrp import evaluate as E
-from lrp.cli import main
+from lrp.evaluation import evaluate as E
+from lrp.steps.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ def inputs(tmp_path_factory):
     """A genome of 2 x 1400 bp, its region table (28 windows of 200 bp, step 100) and a .pt2 model."""
     import torch
 
-    from lrp.demo_model import build_model
-    from lrp.train import export
+    from lrp.demo.model import build_model
+    from lrp.demo.train import export
 
     d = tmp_path_factory.mktemp("fault_inputs")
     rng = np.random.default_rng(3)
@@ -84,7 +84,7 @@ def _hidden(folder):
 HALF_WRITE = """
 import io, sys, time
 import numpy as np
-from lrp.cli import main
+from lrp.steps.cli import main
 
 _savez = np.savez
 

@@ -8,7 +8,7 @@ import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from lrp.figures import save_figure
+from lrp.report.figures import save_figure
 
 fig, ax = plt.subplots(figsize=(3, 2))
 ax.plot([0, 1, 2], [1, 3, 2], label="relevance")

@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from lrp.cli import main
-from lrp.errors import PlrpError
+from lrp.core.errors import PlrpError
+from lrp.steps.cli import main
 
 L, N_LAYERS, NAMES = 12, 3, np.array(["head", "conv2", "conv1"])
 OUTPUTS = ("relevance.npy", "hypothetical.npy", "ohe.npy", "relevance.npz")
@@ -129,7 +129,7 @@ def test_npz_holds_exactly_the_arrays_of_the_npy_files(tmp_path, table):
 
 
 def test_the_tracks_reader_reads_the_npz_member(tmp_path, table):
-    from lrp.tracks import NpyRows, open_relevance
+    from lrp.genomics.tracks import NpyRows, open_relevance
 
     assert gather(tmp_path, table["shards"], table["regions"]) == 0
     (tmp_path / "relevance.npy").unlink()  # force the npz member
@@ -181,7 +181,7 @@ def test_index_out_of_range_is_a_clear_error(tmp_path, table, capsys):
 
 
 def test_failed_gather_leaves_no_output_files(tmp_path, table, monkeypatch):
-    from lrp import attribute
+    from lrp.attribution import attribute
 
     assert gather(tmp_path, table["shards"], table["regions"]) == 0
     old = {name: (tmp_path / name).read_bytes() for name in OUTPUTS}
@@ -221,8 +221,8 @@ def test_killed_gather_leaves_no_output_files(tmp_path, table):
     script = textwrap.dedent(
         f"""
         import sys, time
-        import lrp.attribute as attribute
-        from lrp.cli import main
+        import lrp.attribution.attribute as attribute
+        from lrp.steps.cli import main
 
         def slow(*args, **kwargs):
             print("writing", flush=True)

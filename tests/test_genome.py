@@ -1,4 +1,4 @@
-"""lrp.genome on real FASTA files written in tmp_path."""
+"""lrp.genomics.genome on real FASTA files written in tmp_path."""
 
 import os
 import time
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrp.errors import PlrpError
-from lrp.genome import (
+from lrp.core.errors import PlrpError
+from lrp.genomics.genome import (
     chrom_sizes,
     decode,
     fetch_one_hot,

@@ -3,7 +3,7 @@
 A small genome with N gaps on several chromosomes (leading, inner and trailing runs, a run too short to split
 the tiling, an all-N chromosome). The bigWig read back with pyBigWig covers every base outside the N gaps
 exactly once and never a gap base, and the stitched relevance equals the relevance of one window explained
-alone (``lrp.explain.explain``) on the bases that window keeps (its centre crop).
+alone (``lrp.engine.explain.explain``) on the bases that window keeps (its centre crop).
 """
 
 import json
@@ -14,13 +14,13 @@ import pytest
 import torch
 from test_genome import write_fasta
 
-from lrp.cli import main
-from lrp.demo_model import build_model
-from lrp.explain import explain
-from lrp.genome import chrom_sizes, fetch_one_hot, n_runs
-from lrp.model_io import load_model
-from lrp.regions import read_regions
-from lrp.tracks import centre_crop
+from lrp.demo.model import build_model
+from lrp.engine.explain import explain
+from lrp.engine.model_io import load_model
+from lrp.genomics.genome import chrom_sizes, fetch_one_hot, n_runs
+from lrp.genomics.regions import read_regions
+from lrp.genomics.tracks import centre_crop
+from lrp.steps.cli import main
 
 L, STEP, SHARD, MIN_GAP = 100, 50, 16, 25
 KWARGS = {"n_tasks": 3, "length": L, "filters": 8, "kernel_size": 7, "pool_size": 4, "pool": "mean"}
@@ -89,7 +89,7 @@ def run(tmp_path_factory):
                     "--model",
                     str(tmp / "model.pt"),
                     "--builder",
-                    "lrp.demo_model:build_model",
+                    "lrp.demo.model:build_model",
                     "--builder-kwargs",
                     json.dumps(KWARGS),
                     "--length",
@@ -200,7 +200,7 @@ def test_stitched_track_equals_single_window_explanations(run):
     regions = read_regions(tmp / "regions.bed")
     keep_start, keep_end = centre_crop(regions)
     _, _, values = bigwig_contents(tmp / "track.bw")
-    model = load_model(tmp / "model.pt", "lrp.demo_model:build_model", KWARGS)
+    model = load_model(tmp / "model.pt", "lrp.demo.model:build_model", KWARGS)
     # First and last window of every chromosome (their crops reach the segment ends next to N gaps), the
     # windows on both sides of shard boundaries, and one inside a segment.
     picks = set()

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrp.calls import tf_colour
-from lrp.cli import main
-from lrp.genome import chrom_sizes
-from lrp.hub import BIGBED_MAGIC, BIGWIG_MAGIC, magic, named_paths, robust_limit
-from lrp.tracks import write_bigbed, write_bigwig
-from lrp.twobit import SIGNATURE, read_2bit, write_2bit
+from lrp.genomics.genome import chrom_sizes
+from lrp.genomics.tracks import write_bigbed, write_bigwig
+from lrp.genomics.twobit import SIGNATURE, read_2bit, write_2bit
+from lrp.motifs.calls import tf_colour
+from lrp.report.hub import BIGBED_MAGIC, BIGWIG_MAGIC, magic, named_paths, robust_limit
+from lrp.steps.cli import main
 
 #: (chrom, start, end, TF): planted sites of the small test genome
 SITES = [
@@ -239,12 +239,12 @@ def _fasta(path):
 
 
 def test_twobit_roundtrip_blocks(run, tmp_path, monkeypatch):
-    import lrp.twobit
+    import lrp.genomics.twobit
 
     expected = _fasta(run["fasta"])
     assert "n" not in expected["chr2"][:200] and expected["chr2"][100:160].islower()
     for block in (8, 1 << 24):  # runs of N and lower case that cross block ends are joined
-        monkeypatch.setattr(lrp.twobit, "BLOCK", block)
+        monkeypatch.setattr(lrp.genomics.twobit, "BLOCK", block)
         write_2bit(run["fasta"], tmp_path / "g.2bit")
         assert read_2bit(tmp_path / "g.2bit") == expected
     data = (tmp_path / "g.2bit").read_bytes()

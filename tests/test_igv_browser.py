@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 from test_hub import SITES, make_run
 
-from lrp.cli import main
-from lrp.hub import METHOD_COLOURS
-from lrp.igv import IGV_VERSION, NA
-from lrp.report import external_references
-from lrp.tracks import read_bigwig_values
+from lrp.genomics.tracks import read_bigwig_values
+from lrp.report.html import external_references
+from lrp.report.hub import METHOD_COLOURS
+from lrp.report.igv import IGV_VERSION, NA
+from lrp.steps.cli import main
 
 FLAGS = [
     "--headless",
@@ -253,7 +253,7 @@ def test_report_embeds_the_view(report):
 
 def test_embedded_size_is_limited(report, tmp_path):
     run, _ = report
-    from lrp.igv import build_view
+    from lrp.report.igv import build_view
 
     named = [(m, run["bw"][m]) for m in ("lrp", "plrp")]
     calls = [("lrp", run["bb"]["lrp"])]
@@ -323,7 +323,7 @@ def test_igv_view_in_chromium(report):
             assert np.mean(cols[far]) <= 3 and np.quantile(cols[far], 0.95) <= 5, method
         # The known-sites track shows the site in its TF colour, centred where the relevance is.
         g = chrome.js("plrpIgv.geometry('known sites')")
-        from lrp.calls import tf_colour
+        from lrp.motifs.calls import tf_colour
 
         cols = _columns(img, g, [int(c) for c in tf_colour(tf).split(",")], tol=10)
         x = (np.arange(len(cols)) + 0.5) * g["bpPerPixel"] + g["start"]

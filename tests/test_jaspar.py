@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from tangermeme.io import read_meme as tm_read_meme
 
-from lrp.cli import main
-from lrp.errors import PlrpError
-from lrp.jaspar import read_meme, select_motifs, write_meme
+from lrp.core.errors import PlrpError
+from lrp.motifs.database import read_meme, select_motifs, write_meme
+from lrp.steps.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from test_calls import build_setup, run_call_motifs
 
-from lrp import logos as Lg
-from lrp.cli import main
-from lrp.figures import save_figure
+from lrp.report import logos as Lg
+from lrp.report.figures import save_figure
+from lrp.steps.cli import main
 
 
 def _not_blank(path):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrp import metrics as M
+from lrp.evaluation import metrics as M
 
 
 def test_gini_extremes():

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from lrp.demo_model import build_model
-from lrp.errors import PlrpError
-from lrp.model_io import check_model, load_model, model_outputs
-from lrp.train import export
+from lrp.core.errors import PlrpError
+from lrp.demo.model import build_model
+from lrp.demo.train import export
+from lrp.engine.model_io import check_model, load_model, model_outputs
 
 LENGTH = 200
 KWARGS = {"n_tasks": 3, "length": LENGTH, "filters": 8}
@@ -26,7 +26,7 @@ def files(tmp_path_factory):
     torch.save(model, d / "full.pt")
     torch.jit.save(torch.jit.trace(model, torch.zeros(2, 4, LENGTH)), d / "scripted.pt")
     (d / "builder.py").write_text(
-        "from lrp.demo_model import build_model\n\ndef make(**kw):\n    return build_model(**kw)\n"
+        "from lrp.demo.model import build_model\n\ndef make(**kw):\n    return build_model(**kw)\n"
     )
     return d, model
 
@@ -40,7 +40,7 @@ def test_pt2_and_state_dict_agree(files):
     d, model = files
     program = load_model(d / "model.pt2")
     assert isinstance(program, torch.export.ExportedProgram)
-    net = load_model(d / "state.pt", builder="lrp.demo_model:build_model", builder_kwargs=KWARGS)
+    net = load_model(d / "state.pt", builder="lrp.demo.model:build_model", builder_kwargs=KWARGS)
     assert isinstance(net, nn.Module) and not net.training
     x = x_batch()
     with torch.no_grad():
@@ -70,7 +70,7 @@ def test_state_dict_errors(files):
     with pytest.raises(PlrpError, match=r"shape mismatch: head.weight \(3, 8\) vs model \(4, 8\)"):
         load_model(
             d / "state.pt",
-            builder="lrp.demo_model:build_model",
+            builder="lrp.demo.model:build_model",
             builder_kwargs={**KWARGS, "n_tasks": 4},
         )
 
@@ -91,11 +91,11 @@ def test_state_dict_errors(files):
     sd["bogus.weight"] = torch.zeros(1)
     torch.save(sd, d / "extra.pt")
     with pytest.raises(PlrpError, match=r"unexpected keys: bogus.weight"):
-        load_model(d / "extra.pt", builder="lrp.demo_model:build_model", builder_kwargs=KWARGS)
+        load_model(d / "extra.pt", builder="lrp.demo.model:build_model", builder_kwargs=KWARGS)
     with pytest.raises(PlrpError, match=r"cannot import no_such_module"):
         load_model(d / "state.pt", builder="no_such_module:f")
     with pytest.raises(PlrpError, match=r"has no function nothing"):
-        load_model(d / "state.pt", builder="lrp.demo_model:nothing")
+        load_model(d / "state.pt", builder="lrp.demo.model:nothing")
 
 
 def test_pickled_module_needs_trust(files):
@@ -134,7 +134,7 @@ def test_missing_and_corrupt(files, tmp_path):
         data = (d / name).read_bytes()
         (tmp_path / name).write_bytes(data[: len(data) // 2])
         with pytest.raises(PlrpError, match=rf"{name}: corrupt") as err:
-            load_model(tmp_path / name, builder="lrp.demo_model:build_model", builder_kwargs=KWARGS)
+            load_model(tmp_path / name, builder="lrp.demo.model:build_model", builder_kwargs=KWARGS)
         assert "\n" not in str(err.value)
 
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from test_calls import build_setup, run_call_motifs
 
-from lrp import motifs as Mo
-from lrp.cli import main
+from lrp.motifs import learned as Mo
+from lrp.steps.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_one_motif_per_planted_tf(run):
     assert sorted(table["anchor_name"]) == ["CTCF", "REST", "TP53"]
     assert (table["match_name"] == table["anchor_name"]).all()
     assert (table["q"] < 0.05).all()
-    from lrp.jaspar import read_meme
+    from lrp.motifs.database import read_meme
 
     motifs = read_meme(out["meme"])
     assert len(motifs) == 3
@@ -61,7 +61,7 @@ def test_one_motif_per_planted_tf(run):
 
 def test_cwm_is_relevance_on_the_consensus(run):
     s, out = run
-    from lrp.jaspar import read_meme as db_read
+    from lrp.motifs.database import read_meme as db_read
 
     db = db_read(s["db"])
     for m in Mo.read_npz(out["npz"]):

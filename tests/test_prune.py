@@ -4,8 +4,8 @@ CPU kernels against the tensor-op path (the one a GPU runs)."""
 import pytest
 import torch
 
-from lrp import kernels
-from lrp.prune import mask_of, prune, pruning_mask, rescale_kept, zero_pruned
+from lrp.engine import kernels
+from lrp.engine.prune import mask_of, prune, pruning_mask, rescale_kept, zero_pruned
 
 
 def _tensor_ops(monkeypatch):

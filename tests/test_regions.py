@@ -1,4 +1,4 @@
-"""lrp.regions: BED validation, re-centring, tiling with N gaps, region tables, shards, CLI."""
+"""lrp.genomics.regions: BED validation, re-centring, tiling with N gaps, region tables, shards, CLI."""
 
 import warnings
 
@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from test_genome import write_fasta
 
-from lrp.cli import main
-from lrp.errors import PlrpError
-from lrp.regions import (
+from lrp.core.errors import PlrpError
+from lrp.genomics.regions import (
     count_regions,
     n_shards,
     read_bed,
@@ -20,6 +19,7 @@ from lrp.regions import (
     tile,
     write_regions,
 )
+from lrp.steps.cli import main
 
 SIZES = {"chr1": 1000, "chr2": 500}
 

@@ -5,8 +5,8 @@ import re
 
 import pandas as pd
 
-from lrp import report as R
-from lrp.cli import main
+from lrp.report import html as R
+from lrp.steps.cli import main
 
 
 def _figure(path, colour):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lrp.seqlets import COLUMNS, call_seqlets, project
+from lrp.motifs.seqlets import COLUMNS, call_seqlets, project
 
 
 @pytest.fixture(scope="module")

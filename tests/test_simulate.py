@@ -7,9 +7,9 @@ import numpy as np
 import pyfaidx
 import pytest
 
-from lrp.cli import main
-from lrp.jaspar import read_meme, select_motifs
-from lrp.simulate import DEFAULT_PAIRS, DEFAULT_TFS, genome_stats, simulate, simulate_to
+from lrp.demo.simulate import DEFAULT_PAIRS, DEFAULT_TFS, genome_stats, simulate, simulate_to
+from lrp.motifs.database import read_meme, select_motifs
+from lrp.steps.cli import main
 
 LENGTHS = (80_000, 60_000)
 COMP = str.maketrans("ACGT", "TGCA")
@@ -195,10 +195,10 @@ def test_cli(tmp_path):
 
 def test_single_sites_are_named_by_their_own_motif():
     """The demo plants single sites of TFs whose one sampled site TOMTOM names correctly among all JASPAR
-    vertebrate matrices (lrp.simulate's choice of DEFAULT_TFS): the calls can then be checked by name.
+    vertebrate matrices (lrp.demo.simulate's choice of DEFAULT_TFS): the calls can then be checked by name.
     """
-    from lrp.calls import tomtom_best
-    from lrp.simulate import log_odds, sample_site
+    from lrp.demo.simulate import log_odds, sample_site
+    from lrp.motifs.calls import tomtom_best
 
     database, _ = select_motifs()
     names = list(database)

@@ -1,4 +1,4 @@
-"""lrp.tracks: nearest-centre stitching, bigWig and bigBed written and read back for real."""
+"""lrp.genomics.tracks: nearest-centre stitching, bigWig and bigBed written and read back for real."""
 
 import itertools
 import tracemalloc
@@ -10,10 +10,10 @@ import pyBigWig
 import pytest
 from test_regions import gappy  # noqa: F401 (fixture)
 
-from lrp.cli import main
-from lrp.genome import chrom_sizes
-from lrp.regions import tile, write_regions
-from lrp.tracks import centre_crop, read_bigwig_values, write_bigbed, write_bigwig
+from lrp.genomics.genome import chrom_sizes
+from lrp.genomics.regions import tile, write_regions
+from lrp.genomics.tracks import centre_crop, read_bigwig_values, write_bigbed, write_bigwig
+from lrp.steps.cli import main
 
 
 def nearest_centre_oracle(regions, sizes):
@@ -221,7 +221,7 @@ def test_runs_of_equal_values_are_one_interval(tmp_path):
 
 
 def test_relevance_rows_are_read_with_file_reads(tmp_path):
-    from lrp.tracks import NpyRows, open_relevance
+    from lrp.genomics.tracks import NpyRows, open_relevance
 
     rel = np.arange(7 * 4 * 5, dtype=np.float32).reshape(7, 4, 5)
     np.save(tmp_path / "relevance.npy", rel)

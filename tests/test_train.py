@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lrp.cli import main
-from lrp.model_io import check_model, load_model, model_outputs
-from lrp.simulate import simulate_to
-from lrp.train import Labeller, one_hot, read_fasta, train
+from lrp.demo.simulate import simulate_to
+from lrp.demo.train import Labeller, one_hot, read_fasta, train
+from lrp.engine.model_io import check_model, load_model, model_outputs
+from lrp.steps.cli import main
 
 LENGTH = 500
 
@@ -74,7 +74,7 @@ def test_training_outputs(trained, genome):
     out, summary = trained
     assert summary["test_chrom"] == "chr2" and summary["train_chroms"] == ["chr1"]
     meta = json.loads((out / "model.json").read_text())
-    assert meta["builder"] == "lrp.demo_model:build_model" and meta["alphabet"] == "ACGT"
+    assert meta["builder"] == "lrp.demo.model:build_model" and meta["alphabet"] == "ACGT"
     assert meta["length"] == LENGTH and meta["task_names"][0] == "any"
     assert meta["task_names"][1:] == sorted(["CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"])
     saved = json.loads((out / "training.json").read_text())

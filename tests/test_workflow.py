@@ -30,7 +30,7 @@ from conftest import REPO, snakemake, snakemake_command, tiny
 pytestmark = pytest.mark.slow
 
 # Every file under resources/ and results/ must be byte-identical between runs of the same config, except
-# training.json, which holds the training's wall time. (Figures too: lrp.figures fixes the SVG ids and date.)
+# training.json, which holds the training's wall time. (Figures too: lrp.report.figures fixes the SVG ids and date.)
 NOT_COMPARED = ("resources/demo/training.json",)
 MUST_EXIST = (  # the files the comparison must at least have covered
     "resources/demo/genome.fa",

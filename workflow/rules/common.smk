@@ -20,13 +20,13 @@ os.environ.setdefault("PLRP_SOURCE", str(Path(workflow.basedir).resolve()))
 DEMO = "demo"  # the name of the embedded demo genome and model
 DEMO_DIR = "resources/demo"
 PLRP_METHODS = ("plrp-lambda", "plrp-m")
-LOGO_FIGURES = ("motifs", "sites", "examples")  # lrp/logos.py FIGURES
+LOGO_FIGURES = ("motifs", "sites", "examples")  # lrp/report/logos.py FIGURES
 COMPARISON_PLOTS = (
     "metrics_vs_p",
     "pr_curves",
     "layer_sparsity",
     "faithfulness",
-)  # lrp/evaluate.py
+)  # lrp/evaluation/evaluate.py
 LRP_METHODS = ("lrp",) + PLRP_METHODS
 MODULE_METHODS = (
     "deeplift-shap",
@@ -133,7 +133,7 @@ def _demo_genome(config):
 
 
 def _demo_model(config):
-    # lrp/train.py: outputs (N, tasks) logits, task 0 = "any planted site in the window"
+    # lrp/demo/train.py: outputs (N, tasks) logits, task 0 = "any planted site in the window"
     return {
         "path": f"{DEMO_DIR}/model.pt2",
         "kwargs": {},
@@ -142,10 +142,10 @@ def _demo_model(config):
         "alphabet": "ACGT",
         "target": {"output": None, "index": 0, "reduction": "none"},
         "genomes": [DEMO],
-        # for deeplift-shap (see _model_spec): the state dict with the builder lrp/train.py saved it from
+        # for deeplift-shap (see _model_spec): the state dict with the builder lrp/demo/train.py saved it from
         "module": {
             "path": f"{DEMO_DIR}/model_state.pt",
-            "builder": "lrp.demo_model:build_model",
+            "builder": "lrp.demo.model:build_model",
             "kwargs_from": f"{DEMO_DIR}/model.json",
         },
     }

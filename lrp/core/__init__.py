@@ -1,0 +1,1 @@
+"""Foundations every layer uses: the one-line input errors and atomic file writes."""

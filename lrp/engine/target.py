@@ -1,0 +1,113 @@
+"""Targets: which scalar ``f_t(x)`` per sequence is explained, and its initial relevance.
+
+A target is a mapping ``{"output": name | int | None, "index": int | None, "reduction": ...}``:
+
+- ``output``: for models with several outputs (tuple or dict), which one (dict key or position).
+- ``index``: the task/class along dimension 1 (``(N, T)`` logits, or ``(N, T, L)`` profiles).
+- ``reduction``: ``none`` (the selected entry itself), ``sum`` (all entries of the output), or ``profile``
+  (BPNet-style profile logits ``(N, L)``: ``f = sum(softmax(z).detach() * z)``, as chrombpnet does).
+
+The initial relevance has the output's shape, holds ``f_t(x)`` spread over the entries that make it, and is
+zero elsewhere; its sum per sequence is ``f_t(x)``.
+"""
+
+import torch
+
+from lrp.core.errors import PlrpError
+
+REDUCTIONS = ("none", "sum", "profile")
+
+
+def normalize_target(target):
+    """Accept ``None``, an int (the index), or a mapping; return the full mapping."""
+    if target is None:
+        target = {}
+    elif isinstance(target, int):
+        target = {"index": target}
+    target = dict(target)
+    unknown = set(target) - {"output", "index", "reduction"}
+    if unknown:
+        raise PlrpError(
+            f"target: unknown key(s) {', '.join(sorted(unknown))}. Fix: use output, index, reduction"
+        )
+    target.setdefault("output", None)
+    target.setdefault("index", None)
+    target.setdefault("reduction", "none")
+    if target["reduction"] not in REDUCTIONS:
+        raise PlrpError(
+            f"target.reduction: {target['reduction']!r} is not one of {', '.join(REDUCTIONS)}"
+        )
+    return target
+
+
+def select_output(outputs, names, target):
+    """Pick the explained output tensor. outputs: list of tensors; names: their keys (str or int)."""
+    which = target["output"]
+    if which is None:
+        if len(outputs) > 1:
+            raise PlrpError(
+                f"the model has {len(outputs)} outputs ({', '.join(map(str, names))}). "
+                "Fix: set target.output to one of them"
+            )
+        return 0
+    if which in names:
+        return names.index(which)
+    if isinstance(which, int) and 0 <= which < len(outputs):
+        return which
+    raise PlrpError(
+        f"target.output {which!r} is not an output of the model. Fix: choose one of "
+        f"{', '.join(map(str, names))}"
+    )
+
+
+def initial_relevance(output, target):
+    """Return ``(R, f)``: the initial relevance (output's shape) and ``f_t(x)`` of shape (N,)."""
+    index, reduction = target["index"], target["reduction"]
+    out = output if output.dim() > 1 else output[:, None]
+    if index is not None:
+        if not 0 <= index < out.shape[1]:
+            raise PlrpError(
+                f"target.index {index} is out of range: the output has {out.shape[1]} tasks along "
+                f"dimension 1 (shape {tuple(output.shape)}). Fix: use an index in 0..{out.shape[1] - 1}"
+            )
+        keep = torch.zeros_like(out, dtype=torch.bool)
+        keep[:, index] = True
+    else:
+        keep = torch.ones_like(out, dtype=torch.bool)
+    if reduction == "none":
+        if int(keep[0].sum()) != 1:
+            raise PlrpError(
+                f"the target output has shape {tuple(output.shape)}, not one value per sequence. "
+                "Fix: set target.index, or target.reduction to sum or profile"
+            )
+        relevance = torch.where(keep, out, 0)
+    elif reduction == "sum":
+        relevance = torch.where(keep, out, 0)
+    else:
+        logits = out[:, index] if index is not None and out.dim() == 3 else out
+        if logits.dim() == 3:
+            raise PlrpError(
+                f"profile target of shape {tuple(output.shape)} has several tasks. Fix: set target.index"
+            )
+        probs = torch.softmax(logits.flatten(1), dim=1).reshape(logits.shape)
+        weighted = probs * logits
+        relevance = torch.zeros_like(out)
+        if out.dim() == 3 and index is not None:
+            relevance[:, index] = weighted
+        else:
+            relevance = weighted.reshape(out.shape)
+    f = relevance.flatten(1).sum(1)
+    return relevance.reshape(output.shape), f
+
+
+def target_scalar(output, target):
+    """``f_t(x)`` (N,) with autograd intact (for gradient x input and DeepLIFT)."""
+    index, reduction = target["index"], target["reduction"]
+    out = output if output.dim() > 1 else output[:, None]
+    if reduction == "profile":
+        logits = out[:, index] if (index is not None and out.dim() == 3) else out
+        logits = logits.flatten(1)
+        return (torch.softmax(logits, dim=1).detach() * logits).sum(1)
+    if index is not None:
+        out = out[:, index]
+    return out.flatten(1).sum(1) if out.dim() > 1 else out

@@ -1,0 +1,1 @@
+"""Scoring relevance and motif calls against known binding sites."""

@@ -1,0 +1,310 @@
+"""Explanation metrics (pure numpy): sparsity, ground-truth localisation, faithfulness, motif-call accuracy.
+
+Shapes: ``N`` windows of ``L`` bp; ``scores (N, L)`` is the projected relevance ``R.sum(1)``; ``mask (N, L)``
+bool marks known binding sites inside each window. Per-window metrics return ``(N,)`` float64 with NaN where
+undefined (no site, or no positive relevance); summaries use ``nanmean``.
+"""
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------- sparsity
+def gini(x):
+    """Gini index of each row of non-negative ``x (N, L)`` (or ``(L,)``) -> ``(N,)`` (or scalar).
+
+    0 = all equal, ``1 - 1/L`` = one entry holds everything (Hurley & Rickard). NaN for an all-zero row.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    one = x.ndim == 1
+    x = np.atleast_2d(x)
+    if (x < 0).any():
+        raise ValueError("gini needs non-negative values; pass |R.sum(1)|")
+    n = x.shape[1]
+    s = np.sort(x, axis=1)
+    total = s.sum(1)
+    k = np.arange(1, n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = 1 - 2 * (s * (n - k + 0.5)).sum(1) / (n * total)
+    g = np.where(total > 0, g, np.nan)
+    return g[0] if one else g
+
+
+def relevance_gini(relevance):
+    """Gini of ``|relevance.sum(1)|`` per window; ``relevance (N, 4, L)`` -> ``(N,)``."""
+    return gini(np.abs(np.asarray(relevance, dtype=np.float64).sum(1)))
+
+
+# --------------------------------------------------------------------------------------------- localisation
+def _check(scores, mask):
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    mask = np.atleast_2d(np.asarray(mask, dtype=bool))
+    if scores.shape != mask.shape:
+        raise ValueError(f"scores {scores.shape} and mask {mask.shape} differ")
+    return scores, mask
+
+
+def rma(scores, mask):
+    """Relevance mass accuracy per window: positive relevance inside the mask / all positive relevance.
+
+    ``scores, mask (N, L)`` -> ``(N,)``; NaN where the window has no site or no positive relevance.
+    """
+    scores, mask = _check(scores, mask)
+    pos = np.clip(scores, 0, None)
+    total = pos.sum(1)
+    inside = (pos * mask).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = inside / total
+    return np.where((total > 0) & mask.any(1), out, np.nan)
+
+
+def rra(scores, mask):
+    """Relevance rank accuracy per window: share of the top ``|G|`` positions (by signed relevance) in G.
+
+    Ties at the cut are broken by position (stable sort). ``(N, L)`` -> ``(N,)``; NaN without a site.
+    """
+    scores, mask = _check(scores, mask)
+    out = np.full(scores.shape[0], np.nan)
+    for i in np.flatnonzero(mask.any(1)):
+        k = int(mask[i].sum())
+        top = np.argsort(-scores[i], kind="stable")[:k]
+        out[i] = mask[i, top].mean()
+    return out
+
+
+def pr_curve(scores, mask):
+    """Precision-recall curve of ``scores`` against ``mask`` (any shape, pooled), one point per threshold.
+
+    Returns ``(precision, recall, thresholds)``, thresholds descending; ties form one point.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(mask, dtype=bool).ravel()
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each run of equal scores
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    n_pos = y.sum()
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / n_pos if n_pos else np.full(len(tp), np.nan)
+    return precision, recall, s[last]
+
+
+def auprc(scores, mask):
+    """Area under the precision-recall curve (average precision, step-wise as in scikit-learn).
+
+    ``scores, mask`` any shape, pooled; NaN when the mask is empty. A random score gives about the share
+    of positives.
+    """
+    precision, recall, _ = pr_curve(scores, mask)
+    if not np.asarray(mask, dtype=bool).any():
+        return float("nan")
+    dr = np.diff(np.r_[0.0, recall])
+    return float((dr * precision).sum())
+
+
+def site_mask(windows, sites):
+    """Per-position mask ``(N, L)`` bool of known sites inside each window.
+
+    ``windows``: DataFrame chrom, start, end (all the same length L), one row per relevance row.
+    ``sites``: DataFrame chrom, start, end. Sites partly inside a window mark the part inside.
+    """
+    starts = windows["start"].to_numpy(np.int64)
+    L = int((windows["end"] - windows["start"]).iloc[0]) if len(windows) else 0
+    mask = np.zeros((len(windows), L), dtype=bool)
+    for i, j in _overlap_pairs(windows, sites):
+        s = max(int(sites["start"].iat[j]) - starts[i], 0)
+        e = min(int(sites["end"].iat[j]) - starts[i], L)
+        mask[i, s:e] = True
+    return mask
+
+
+# --------------------------------------------------------------------------------------------- intervals
+def _overlap_pairs(a, b):
+    """Index pairs ``(i, j)`` (positions in ``a`` and ``b``) of overlapping half-open intervals."""
+    pairs = []
+    b_chrom = b["chrom"].astype(str).to_numpy()
+    for chrom in np.unique(a["chrom"].astype(str).to_numpy()):
+        ia = np.flatnonzero(a["chrom"].astype(str).to_numpy() == chrom)
+        ib = np.flatnonzero(b_chrom == chrom)
+        if not len(ia) or not len(ib):
+            continue
+        bs = b["start"].to_numpy(np.int64)[ib]
+        be = b["end"].to_numpy(np.int64)[ib]
+        order = np.argsort(bs, kind="stable")
+        bs, be, ib = bs[order], be[order], ib[order]
+        longest = int((be - bs).max())
+        a_s = a["start"].to_numpy(np.int64)[ia]
+        a_e = a["end"].to_numpy(np.int64)[ia]
+        lo = np.searchsorted(bs, a_s - longest, side="left")
+        hi = np.searchsorted(bs, a_e, side="left")  # b.start < a.end
+        for i, s, l, h in zip(ia, a_s, lo, hi):
+            cand = np.arange(l, h)
+            cand = cand[be[cand] > s]
+            pairs.extend((int(i), int(ib[c])) for c in cand)
+    return pairs
+
+
+def inside(sites, regions):
+    """Bool ``(n_sites,)``: each site lies wholly inside at least one region."""
+    ok = np.zeros(len(sites), dtype=bool)
+    for i, j in _overlap_pairs(sites, regions):
+        if (sites["start"].iat[i] >= regions["start"].iat[j]) and (
+            sites["end"].iat[i] <= regions["end"].iat[j]
+        ):
+            ok[i] = True
+    return ok
+
+
+# --------------------------------------------------------------------------------------------- calls
+def _prf(n_correct, n_calls, n_hit, n_sites):
+    p = n_correct / n_calls if n_calls else float("nan")
+    r = n_hit / n_sites if n_sites else float("nan")
+    if not (n_calls and n_sites):
+        f = float("nan")
+    else:
+        f = 2 * p * r / (p + r) if (p + r) > 0 else 0.0
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "n_calls": int(n_calls),
+        "n_correct": int(n_correct),
+        "n_sites": int(n_sites),
+        "n_sites_hit": int(n_hit),
+    }
+
+
+def call_accuracy(calls, sites, regions, unknown="unknown"):
+    """Precision, recall and F1 of motif calls against known sites, overall and per TF.
+
+    ``calls``: DataFrame chrom, start, end, name (best match TF, or ``unknown`` = unlabelled) and optionally
+    ``matches`` (comma-separated TFs of every significant database match, as ``lrp.motifs.calls`` writes).
+    ``sites``: chrom, start, end, name (TF). ``regions``: the explained windows (chrom, start, end).
+    A call is correct when it overlaps a known site and, if labelled, that site's TF is its label or one of
+    its significant matches (database motifs it matches equally well). Recall: sites wholly inside an
+    explained region hit by at least one correct call. Per TF: precision over calls that name that TF
+    (label or match), recall over that TF's sites. Returns ``{"overall": {...}, "per_tf": {tf: {...}}}``.
+    """
+    sites = sites.reset_index(drop=True)
+    calls = calls.reset_index(drop=True)
+    eligible = inside(sites, regions) if len(sites) else np.zeros(0, bool)
+    c_name = calls["name"].astype(str).to_numpy()
+    s_name = sites["name"].astype(str).to_numpy()
+    if "matches" in calls:
+        named = [
+            {n} | set(filter(None, str(m).split(","))) if n != unknown else set()
+            for n, m in zip(c_name, calls["matches"].fillna(""))
+        ]
+    else:
+        named = [{n} if n != unknown else set() for n in c_name]
+    correct = np.zeros(len(calls), bool)
+    hit = np.zeros(len(sites), bool)
+    for i, j in _overlap_pairs(calls, sites) if len(calls) and len(sites) else []:
+        if c_name[i] == unknown or s_name[j] in named[i]:
+            correct[i] = True
+            hit[j] = True
+    out = {"overall": _prf(correct.sum(), len(calls), (hit & eligible).sum(), eligible.sum())}
+    per_tf = {}
+    for tf in sorted(set(s_name[eligible]) | (set(c_name) - {unknown})):
+        mine = np.array([tf in n for n in named], bool)
+        theirs = eligible & (s_name == tf)
+        per_tf[tf] = _prf((correct & mine).sum(), mine.sum(), (hit & theirs).sum(), theirs.sum())
+    out["per_tf"] = per_tf
+    out["n_unknown_calls"] = int((c_name == unknown).sum())
+    return out
+
+
+# --------------------------------------------------------------------------------------------- faithfulness
+def _background(x, kind, rng):
+    """Replacement columns ``(N, 4, L)``: ``uniform`` (0.25 each) or ``shuffle`` (a permutation of x)."""
+    if kind == "uniform":
+        return np.full(x.shape, 0.25, dtype=np.float32)
+    if kind == "shuffle":
+        perm = np.argsort(rng.random((x.shape[0], x.shape[2])), axis=1)
+        return np.take_along_axis(x, perm[:, None, :], axis=2).astype(np.float32)
+    raise ValueError(f"background must be 'uniform' or 'shuffle', not {kind!r}")
+
+
+def perturbation_curve(f, x, order, fractions, background, batch_size=256):
+    """``f`` after replacing the first ``k = round(frac * L)`` positions of ``order`` by ``background``.
+
+    ``f``: callable ``(n, 4, L) float32 -> (n,)``; ``x, background (N, 4, L)``; ``order (N, L)`` position
+    indices. Returns ``(N, n_fractions)``.
+    """
+    N, _, L = x.shape
+    out = np.empty((N, len(fractions)))
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(L)[None, :].repeat(N, 0), axis=1)
+    for c, frac in enumerate(fractions):
+        k = round(frac * L)
+        deleted = (rank < k)[:, None, :]
+        xp = np.where(deleted, background, x).astype(np.float32)
+        out[:, c] = np.concatenate(
+            [
+                np.asarray(f(xp[b : b + batch_size]), dtype=np.float64).reshape(-1)
+                for b in range(0, N, batch_size)
+            ]
+        )
+    return out
+
+
+def faithfulness(
+    f, x, scores, n_steps=20, max_fraction=0.2, background="uniform", n_random=3, seed=0
+):
+    """Most-relevant-first deletion against random order: area over the perturbation curve (AOPC).
+
+    ``f (n, 4, L) -> (n,)`` the explained scalar; ``x (N, 4, L)`` one-hot; ``scores (N, L)`` projected
+    relevance. Deletes up to ``max_fraction`` of the positions in ``n_steps`` steps. AOPC = mean over steps
+    of ``f(x) - f(x_k)``, averaged over windows (in units of f). Returns a dict: ``aopc_relevance``,
+    ``aopc_random`` (mean of ``n_random`` random orders), ``aopc_gain`` (their difference, > 0 when the
+    relevance ranks positions better than chance), ``fractions``, ``curve_relevance``, ``curve_random``
+    (mean drop per step), and ``f0`` (mean f(x)).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float64)
+    N, _, L = x.shape
+    fractions = np.linspace(0, max_fraction, n_steps + 1)
+    bg = _background(x, background, rng)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    curve = perturbation_curve(f, x, order, fractions, bg)
+    drop = curve[:, :1] - curve
+    rnd = []
+    for _ in range(n_random):
+        r_order = np.argsort(rng.random((N, L)), axis=1)
+        c = perturbation_curve(f, x, r_order, fractions, bg)
+        rnd.append(c[:, :1] - c)
+    rnd = np.mean(rnd, axis=0)
+    a_rel = float(drop[:, 1:].mean())
+    a_rnd = float(rnd[:, 1:].mean())
+    return {
+        "aopc_relevance": a_rel,
+        "aopc_random": a_rnd,
+        "aopc_gain": a_rel - a_rnd,
+        "fractions": fractions.tolist(),
+        "curve_relevance": drop.mean(0).tolist(),
+        "curve_random": rnd.mean(0).tolist(),
+        "f0": float(curve[:, 0].mean()),
+    }
+
+
+def summarise(values):
+    """``nanmean`` of a per-window metric as a float (NaN when nothing is defined)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+__all__ = [
+    "auprc",
+    "call_accuracy",
+    "faithfulness",
+    "gini",
+    "inside",
+    "perturbation_curve",
+    "pr_curve",
+    "relevance_gini",
+    "rma",
+    "rra",
+    "site_mask",
+    "summarise",
+]

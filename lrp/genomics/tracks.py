@@ -1,0 +1,452 @@
+"""Genome-browser tracks: stitch window values (nearest-centre rule), write bigWig and bigBed.
+
+Overlapping windows of equal length: each base takes its value from the window whose centre is nearest
+(ties: the leftmost window), i.e. a centre crop, so every covered base is written exactly once.
+
+CLI::
+
+    plrp bigwig --relevance relevance.npz --regions regions.bed --fasta genome.fa --out track.bw
+
+The projected score is ``relevance.sum(1)``; rows are read a few at a time with ordinary file reads
+(:class:`NpyRows`) from a sibling ``relevance.npy`` when present, else from the ``relevance`` member of the npz
+when stored uncompressed, else the npz is loaded. The bigWig is written with pybigtools from a generator of
+run-length-encoded intervals, so peak memory does not grow with the genome.
+"""
+
+import itertools
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrp.core.atomic import atomic_path
+from lrp.core.errors import PlrpError, input_error
+
+log = logging.getLogger("plrp")
+
+ROWS_PER_READ = 256  # region rows read from ``values`` at a time
+FLUSH_BASES = 1 << 16  # bases of one chromosome stitched before they are run-length encoded
+INTERVALS_PER_BLOCK = 1 << 14  # intervals turned into Python tuples at a time
+
+BED9_AUTOSQL = """table bed9
+"Browser extensible data, 9 fields"
+    (
+    string chrom;      "Reference sequence chromosome or scaffold"
+    uint   chromStart; "Start position in chromosome"
+    uint   chromEnd;   "End position in chromosome"
+    string name;       "Name of item"
+    uint   score;      "Score from 0-1000"
+    char[1] strand;    "+ or - or ."
+    uint thickStart;   "Start of where display should be thick"
+    uint thickEnd;     "End of where display should be thick"
+    uint reserved;     "Used as itemRgb as of 2004-11-22"
+    )
+"""
+
+
+def centre_crop(regions):
+    """Kept part of each window -> ``(keep_start, keep_end)`` int64 genome coordinates, one per row.
+
+    Windows of one chromosome must share one length ``L``. Between consecutive windows starting at
+    ``a < b`` (overlapping), base ``x`` goes to the left window iff ``2x <= a + b + L - 1``. A duplicate
+    window keeps nothing (``keep_start == keep_end``); non-overlapping windows keep everything.
+    """
+    start = regions["start"].to_numpy(np.int64)
+    end = regions["end"].to_numpy(np.int64)
+    keep_start, keep_end = start.copy(), end.copy()
+    if len(start) == 0:
+        return keep_start, keep_end
+    codes, _ = pd.factorize(regions["chrom"])  # object or category chrom
+    order = np.lexsort((start, codes))
+    s, e, c = start[order], end[order], codes[order]
+    length = e - s
+    same = c[1:] == c[:-1]
+    if np.any(same & (length[1:] != length[:-1])):
+        raise PlrpError("centre_crop: windows on one chromosome must have the same length")
+    first = np.concatenate([[True], ~(same & (s[1:] == s[:-1]))])  # duplicates keep nothing
+    ks, ke = s.copy(), s.copy()
+    us, ue, uc = s[first], e[first], c[first]
+    uks, uke = us.copy(), ue.copy()
+    a, b, L = us[:-1], us[1:], ue[:-1] - us[:-1]
+    overlap = (uc[1:] == uc[:-1]) & (b < a + L)
+    mid = (a + b + L - 1) // 2 + 1  # first base that goes to the right window
+    uke[:-1] = np.where(overlap, mid, ue[:-1])
+    uks[1:] = np.where(overlap, mid, b)
+    ks[first], ke[first] = uks, uke
+    keep_start[order], keep_end[order] = ks, ke
+    return keep_start, keep_end
+
+
+def _project(block):
+    """Rows of values ``(n, L)`` or ``(n, 4, L)`` -> ``(n, L)`` float32."""
+    block = np.asarray(block, dtype=np.float32)
+    return block.sum(1, dtype=np.float32) if block.ndim == 3 else block
+
+
+def _take_rows(values, rows):
+    """``values[rows]`` for sorted ``rows``; an :class:`NpyRows` reads them with ordinary file reads."""
+    if isinstance(values, NpyRows):
+        return values.take(rows)
+    return values[rows]
+
+
+def _check_regions(regions, chrom_sizes, values):
+    if len(values) != len(regions):
+        raise PlrpError(f"{len(values)} value rows for {len(regions)} regions")
+    unknown = set(regions["chrom"].unique()) - set(chrom_sizes)
+    if unknown:
+        raise PlrpError(f"region chromosome {min(map(str, unknown))!r} is not in the genome")
+    width = values.shape[-1]
+    if np.any(regions["end"].to_numpy() - regions["start"].to_numpy() != width):
+        raise PlrpError(f"every region must be {width} bp long (the values' last axis)")
+    size = regions["chrom"].map(chrom_sizes).to_numpy(np.int64)
+    if np.any(regions["start"].to_numpy() < 0) or np.any(regions["end"].to_numpy() > size):
+        raise PlrpError("a region lies outside its chromosome")
+
+
+def iter_chrom_runs(chrom_sizes, regions, values):
+    """Yield ``(chrom, start, values float32)`` contiguous pieces in genome order (FASTA order, start).
+
+    Touches one chromosome's rows at a time, ``ROWS_PER_READ`` rows per read, so ``values`` may be an
+    :class:`NpyRows` (rows read from disk with ordinary file reads), a memmap or an array, ``(N, L)`` or
+    ``(N, 4, L)``, larger than memory.
+    """
+    _check_regions(regions, chrom_sizes, values)
+    keep_start, keep_end = centre_crop(regions)
+    start = regions["start"].to_numpy(np.int64)
+    codes, names = pd.factorize(regions["chrom"])
+    by_code = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_code], np.arange(len(names) + 1))
+    groups = {str(c): by_code[bounds[i] : bounds[i + 1]] for i, c in enumerate(names)}
+    for chrom in chrom_sizes:
+        if chrom not in groups:
+            continue
+        rows = groups[chrom]
+        rows = rows[np.argsort(start[rows], kind="stable")]
+        rows = rows[keep_end[rows] > keep_start[rows]]
+        pieces, piece_start, buffered, pos = [], None, 0, None
+        for lo in range(0, len(rows), ROWS_PER_READ):
+            batch = rows[lo : lo + ROWS_PER_READ]
+            sorted_batch = np.sort(batch)  # monotone row reads: contiguous runs are one read each
+            block = _project(_take_rows(values, sorted_batch))
+            where = {r: i for i, r in enumerate(sorted_batch.tolist())}
+            for r in batch.tolist():
+                ks, ke = int(keep_start[r]), int(keep_end[r])
+                piece = block[where[r], ks - start[r] : ke - start[r]]
+                if pieces and (ks != pos or buffered >= FLUSH_BASES):
+                    yield chrom, piece_start, np.concatenate(pieces)
+                    pieces, buffered = [], 0
+                if not pieces:
+                    piece_start = ks
+                pieces.append(piece)
+                buffered += ke - ks
+                pos = ke
+        if pieces:
+            yield chrom, piece_start, np.concatenate(pieces)
+
+
+def run_length_intervals(chrom, start, values, block=INTERVALS_PER_BLOCK):
+    """``(chrom, start, end, value)`` tuples of runs of equal consecutive ``values`` placed at ``start``.
+
+    E.g. the zeros of sparse relevance become one interval per run. NaN never merges (NaN != NaN). Runs are
+    turned into Python objects ``block`` at a time, which bounds their memory.
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if v.size == 0:
+        return
+    cut = np.flatnonzero(v[1:] != v[:-1]) + 1
+    starts = np.concatenate(([0], cut))
+    ends = np.concatenate((cut, [v.size]))
+    for lo in range(0, starts.size, block):
+        s, e = starts[lo : lo + block], ends[lo : lo + block]
+        yield from zip(
+            itertools.repeat(chrom),
+            (s + start).tolist(),
+            (e + start).tolist(),
+            v[s].astype(np.float64).tolist(),
+        )
+
+
+def bigwig_intervals(chrom_sizes, regions, values):
+    """Generator of the stitched track as run-length-encoded ``(chrom, start, end, value)`` tuples,
+    chromosome by chromosome in ``chrom_sizes`` order, sorted by start (what :func:`write_bigwig` writes).
+
+    A chromosome without any value gets one empty interval ``(chrom, 0, 0, 0.0)``: pybigtools puts only
+    the chromosomes it sees in the bigWig's header, and the header must list every chromosome of the genome.
+    """
+    pending, current = iter(chrom_sizes), None  # chromosomes not yet reached, in genome order
+    for chrom, start, vals in iter_chrom_runs(chrom_sizes, regions, values):
+        if chrom != current:
+            for skipped in pending:
+                if skipped == chrom:
+                    break
+                yield skipped, 0, 0, 0.0
+            current = chrom
+        yield from run_length_intervals(chrom, int(start), vals)
+    for skipped in pending:
+        yield skipped, 0, 0, 0.0
+
+
+def write_bigwig(path, chrom_sizes, regions, values):
+    """Write the stitched per-base values of windows as a bigWig, atomically, with pybigtools.
+
+    ``chrom_sizes``: ``{name: length}`` in genome order (all go into the header; the bigWig's chromosome
+    tree is sorted by name, as the format requires). ``regions``: DataFrame with chrom, start, end (equal
+    lengths ``L``). ``values``: ``(N, L)`` float32 per region (or ``(N, 4, L)``, summed over axis 1); an
+    :class:`NpyRows`, a memmap or an array: only ``ROWS_PER_READ`` rows are read at a time. Runs of equal
+    consecutive values (e.g. zeros) are written as one interval each. Memory is flat in the genome size:
+    intervals stream from a generator and pybigtools builds the zoom levels as it goes (pyBigWig keeps
+    them all in memory until it closes the file).
+    """
+    import pybigtools
+
+    sizes = {str(c): int(n) for c, n in chrom_sizes.items()}
+    intervals = bigwig_intervals(sizes, regions, values)
+    with atomic_path(path) as tmp:
+        pybigtools.open(str(tmp), "w").write(sizes, intervals)
+
+
+def write_bigbed(path, chrom_sizes, bed_df):
+    """Write a BED9 DataFrame (chrom, start, end, name, score, strand, thickStart, thickEnd, itemRgb) as
+    a bigBed with a bed9 autoSql, atomically. Missing optional columns get BED defaults; rows are sorted
+    by chromosome (genome order) and start; scores are clipped to 0-1000."""
+    import pybigtools
+
+    df = bed_df.copy()
+    unknown = set(df["chrom"]) - set(chrom_sizes)
+    if unknown:
+        raise PlrpError(f"bigBed: chromosome {min(unknown)!r} is not in the genome")
+    defaults = {
+        "name": ".",
+        "score": 0,
+        "strand": ".",
+        "thickStart": df["start"],
+        "thickEnd": df["end"],
+        "itemRgb": "0",
+    }
+    for col, default in defaults.items():
+        if col not in df:
+            df[col] = default
+    rank = {c: i for i, c in enumerate(chrom_sizes)}
+    df = df.iloc[np.lexsort((df["end"], df["start"], df["chrom"].map(rank)))]
+    score = np.clip(pd.to_numeric(df["score"]).fillna(0).round(), 0, 1000).astype(np.int64)
+    rest = (
+        df["name"].astype(str)
+        + "\t"
+        + score.astype(str)
+        + "\t"
+        + df["strand"].astype(str)
+        + "\t"
+        + df["thickStart"].astype(np.int64).astype(str)
+        + "\t"
+        + df["thickEnd"].astype(np.int64).astype(str)
+        + "\t"
+        + df["itemRgb"].astype(str)
+    )
+    entries = zip(
+        df["chrom"].astype(str),
+        df["start"].astype(int).tolist(),
+        df["end"].astype(int).tolist(),
+        rest,
+    )
+    with atomic_path(path) as tmp:
+        if tmp.suffix not in (".bb", ".bigBed"):
+            raise PlrpError(f"{path}: a bigBed path must end in .bb or .bigBed")
+        writer = pybigtools.open(str(tmp), "w")
+        writer.write({c: int(n) for c, n in chrom_sizes.items()}, entries, autosql=BED9_AUTOSQL)
+
+
+def read_bigwig_values(path, chrom, start, end):
+    """Per-base values of ``chrom:[start, end)`` from a bigWig, float64; NaN where nothing is written."""
+    import pyBigWig
+
+    bw = pyBigWig.open(str(path))
+    try:
+        return np.asarray(bw.values(chrom, int(start), int(end), numpy=True), dtype=np.float64)
+    finally:
+        bw.close()
+
+
+class NpyRows:
+    """Lazy rows of a C-order array stored at ``offset`` in ``path`` (a ``.npy`` file or an uncompressed npz
+    member), read with ordinary file reads (seek + readinto) rather than a memory map, so the pages read
+    never count in this process's RSS: memory is set by the rows asked for, not by the file.
+
+    ``shape``, ``dtype``, ``ndim``, ``len()``; ``read(lo, hi)`` -> rows ``[lo, hi)``; ``take(rows)`` -> those rows
+    (one read per run of consecutive rows); indexing ``a[i]``, ``a[lo:hi]``, ``a[rows]``, ``a[i, :, s:e]``
+    reads the rows and applies the rest of the index in memory.
+    """
+
+    def __init__(self, path, offset, shape, dtype):
+        self.path, self.offset = str(path), int(offset)
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"NpyRows({self.path!r}, shape={self.shape}, dtype={self.dtype})"
+
+    def _read_into(self, handle, lo, out):
+        handle.seek(self.offset + lo * self.row_bytes)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        got = 0
+        while got < len(view):
+            n = handle.readinto(view[got:])
+            if not n:
+                raise PlrpError(f"{self.path}: file is shorter than its header says. Fix: regather")
+            got += n
+
+    def read(self, lo, hi):
+        """Rows ``[lo, hi)`` as a new array (clipped to the array, like a slice)."""
+        lo, hi = max(0, int(lo)), min(len(self), int(hi))
+        out = np.empty((max(hi - lo, 0),) + self.row_shape, self.dtype)
+        if out.size:
+            with open(self.path, "rb") as handle:
+                self._read_into(handle, lo, out)
+        return out
+
+    def take(self, rows):
+        """Rows ``rows`` (int array, any order; negative counts from the end) as a new array."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        out = np.empty((rows.size,) + self.row_shape, self.dtype)
+        if rows.size == 0:
+            return out
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        cut = np.flatnonzero(np.diff(srt) != 1) + 1  # runs of consecutive rows: one read each
+        with open(self.path, "rb") as handle:
+            if srt.size == rows.size and np.array_equal(order, np.arange(rows.size)):
+                for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, srt.size].tolist()):
+                    self._read_into(handle, int(srt[a]), out[a:b])
+            else:
+                tmp = np.empty_like(out)
+                for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, srt.size].tolist()):
+                    self._read_into(handle, int(srt[a]), tmp[a:b])
+                out[order] = tmp
+        return out
+
+    def __getitem__(self, key):
+        rest = ()
+        if isinstance(key, tuple):
+            key, rest = (key[0] if key else slice(None)), key[1:]
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (len(self) if key < 0 else 0)
+            if not 0 <= i < len(self):
+                raise IndexError(f"row {int(key)} out of range for {len(self)} rows")
+            block = self.read(i, i + 1)[0]
+        elif isinstance(key, slice):
+            lo, hi, step = key.indices(len(self))
+            block = self.read(lo, hi) if step == 1 else self.take(np.arange(lo, hi, step))
+        else:
+            key = np.asarray(key)
+            block = self.take(np.flatnonzero(key) if key.dtype == bool else key)
+        return block[(slice(None),) * (block.ndim - len(self.row_shape)) + rest] if rest else block
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read(0, len(self))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _npy_header(handle):
+    """Read a ``.npy`` header at the handle's position -> ``(shape, fortran, dtype)``; the data follow."""
+    version = np.lib.format.read_magic(handle)
+    read_header = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }.get(version)
+    if read_header is None:
+        return None
+    return read_header(handle)
+
+
+def _npz_member_rows(path, key):
+    """:class:`NpyRows` over ``key`` of an uncompressed npz; None when it is compressed (or not C-order)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        header = _npy_header(handle)
+        offset = handle.tell()
+    if header is None:
+        return None
+    shape, fortran, dtype = header
+    if (fortran and len(shape) > 1) or dtype.hasobject:
+        return None
+    return NpyRows(path, offset, shape, dtype)
+
+
+def open_npy_rows(path):
+    """:class:`NpyRows` over a ``.npy`` file (a memmap for the rare Fortran-order or newer-format file)."""
+    with open(path, "rb") as handle:
+        header = _npy_header(handle)
+        offset = handle.tell()
+    if header is None or (header[1] and len(header[0]) > 1) or header[2].hasobject:
+        return np.load(path, mmap_mode="r")
+    shape, _, dtype = header
+    return NpyRows(path, offset, shape, dtype)
+
+
+def open_relevance(path):
+    """``(N, 4, L)`` relevance, lazily, as :class:`NpyRows` (rows read on demand with file reads): the
+    sibling ``relevance.npy`` when present, else the uncompressed npz member; a compressed npz is loaded."""
+    path = Path(path)
+    sibling = path.with_suffix(".npy")
+    if sibling.exists():
+        return open_npy_rows(sibling)
+    if not path.exists():
+        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
+    try:
+        arr = _npz_member_rows(path, "relevance")
+    except KeyError:
+        raise input_error(path, "relevance", "no such array", "run `plrp gather` again") from None
+    except zipfile.BadZipFile:
+        raise input_error(path, None, "not an npz file", "run `plrp gather` again") from None
+    if arr is None:
+        log.info("%s: compressed npz, loading relevance into memory", path)
+        arr = np.load(path)["relevance"]
+    return arr
+
+
+def bigwig_arguments(parser):
+    parser.add_argument(
+        "--relevance", required=True, help="relevance.npz (key relevance (N, 4, L))"
+    )
+    parser.add_argument("--regions", required=True, help="region table regions.bed")
+    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
+    parser.add_argument("--out", required=True, help="bigWig to write")
+
+
+def bigwig_main(args):
+    from lrp.genomics.genome import chrom_sizes
+    from lrp.genomics.regions import read_regions
+
+    relevance = open_relevance(args.relevance)
+    regions = read_regions(args.regions, coords_only=True)
+    if relevance.ndim != 3 or relevance.shape[1] != 4:
+        raise input_error(
+            args.relevance, "relevance", f"shape {relevance.shape}, expected (N, 4, L)", "regather"
+        )
+    if len(relevance) != len(regions):
+        raise input_error(
+            args.relevance,
+            "relevance",
+            f"{len(relevance)} rows for {len(regions)} regions",
+            f"regather the attributions for {args.regions}",
+        )
+    write_bigwig(args.out, chrom_sizes(args.fasta), regions, relevance)
+    log.info("wrote %s", args.out)

@@ -1,0 +1,1 @@
+"""Motif analysis: seqlets, TOMTOM-annotated motif calls, learned motifs and the motif database."""

@@ -1,0 +1,555 @@
+"""Motif calls: seqlets -> genome coordinates -> duplicates merged -> TOMTOM labels -> BED9, TSV, bigBed.
+
+CLI::
+
+    plrp call-motifs --relevance R.npz --regions regions.bed --motif-db db.meme --fasta genome.fa \\
+        --out-bed calls.bed --out-tsv calls.tsv --out-bigbed calls.bb [--threshold 0.01 --max-q 0.05]
+
+TOMTOM query: the **one-hot sequence of the seqlet span**, as tangermeme's ``annotate_seqlets`` does, not the
+relevance-weighted CWM. memelite's TOMTOM scores a column pair by minus their Euclidean distance, so the query
+must be on the PFM's probability scale: a CWM column (relevance units, arbitrary and method dependent) would
+make the label depend on the relevance scale, and PLRP's many exactly-zero columns would become all-zero
+columns that penalise informative database columns. Relevance already chose the span (the seqlet), and the
+one-hot of that span is the observed site; relevance-weighted CWMs are what ``lrp.motifs.learned`` aggregates.
+
+q-value: per seqlet, Benjamini-Hochberg over its TOMTOM p-values against every database motif; a call is
+labelled with its best match's TF name when ``q <= max_q``, else ``unknown``.
+
+Equivalent matches: a short site matches several database motifs about equally well (JASPAR holds many
+near-identical matrices of one family: the ETS factors, the E-box bHLH factors, GATA1/GATA2...), so the best
+match among them is close to arbitrary. ``matches`` lists every TF whose motif the call matches with
+``q <= max_q`` (best first; the name is its first entry); the evaluation (``lrp.evaluation.metrics.call_accuracy``)
+counts a labelled call on a site of TF T as correct when T is among them.
+"""
+
+import logging
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrp.core.atomic import atomic_open
+from lrp.core.errors import input_error
+
+log = logging.getLogger("plrp")
+
+UNKNOWN = "unknown"
+UNKNOWN_RGB = "150,150,150"
+#: 20 distinguishable colours (tab20 without its greys); a TF's colour is crc32(name) % 20: stable everywhere
+PALETTE = [
+    "31,119,180",
+    "174,199,232",
+    "255,127,14",
+    "255,187,120",
+    "44,160,44",
+    "152,223,138",
+    "214,39,40",
+    "255,152,150",
+    "148,103,189",
+    "197,176,213",
+    "140,86,75",
+    "196,156,148",
+    "227,119,194",
+    "247,182,210",
+    "188,189,34",
+    "219,219,141",
+    "23,190,207",
+    "158,218,229",
+    "57,59,121",
+    "99,121,57",
+]
+BED9 = [
+    "chrom",
+    "start",
+    "end",
+    "name",
+    "score",
+    "strand",
+    "thickStart",
+    "thickEnd",
+    "itemRgb",
+]
+TSV_COLUMNS = BED9[:6] + [
+    "region",
+    "region_index",
+    "row",
+    "window_start",
+    "window_end",
+    "sign",
+    "attribution",
+    "seqlet_p",
+    "match_id",
+    "match_name",
+    "tomtom_p",
+    "q",
+    "matches",
+    "match_strand",
+    "match_offset",
+    "n_windows",
+    "sequence",
+]
+
+
+def tf_colour(name):
+    """``"R,G,B"`` for a TF name: the same colour in every method's track; grey for ``unknown``."""
+    if name == UNKNOWN:
+        return UNKNOWN_RGB
+    return PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
+
+
+# --------------------------------------------------------------------------------------------- database
+def load_motif_db(path):
+    """MEME file -> ``(ids, names, pfms)``: matrix IDs, TF names (the NAME field) and ``(4, w)`` PFMs."""
+    from lrp.motifs.database import read_meme
+
+    motifs, ids = read_meme(path, return_ids=True)
+    keys = list(motifs)
+    mids = [ids[k] for k in keys]
+    # read_meme makes repeated names unique as NAME_ID; the TF name is NAME.
+    names = [k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k for k, m in zip(keys, mids)]
+    return mids, names, [np.asarray(motifs[k], dtype=np.float64) for k in keys]
+
+
+def bh_best_q(pvals):
+    """Benjamini-Hochberg q-value of the best (smallest) p-value in each row of ``pvals (n, m)``."""
+    return bh_q(pvals).min(axis=1)
+
+
+def bh_q(pvals):
+    """Benjamini-Hochberg q-values of every entry of ``pvals (n, m)``, each row on its own."""
+    p = np.asarray(pvals, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    m = p.shape[1]
+    order = np.argsort(p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1) * m / np.arange(1, m + 1)
+    ranked = np.minimum(1.0, np.minimum.accumulate(ranked[:, ::-1], axis=1)[:, ::-1])
+    q = np.empty_like(p)
+    np.put_along_axis(q, order, ranked, axis=1)
+    return q
+
+
+def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
+    """Best TOMTOM match of each ``(4, w)`` query against ``pfms``.
+
+    Returns a DataFrame ``match_idx`` (-1 when the query is empty), ``tomtom_p``, ``q`` (BH over the
+    database), ``match_strand`` (``+``/``-``: the strand of the database motif that matched),
+    ``match_offset``; with ``max_q``, also ``significant``: per query the database indices with
+    ``q <= max_q``, best (smallest p) first.
+    """
+    from memelite import tomtom
+
+    n = len(queries)
+    out = pd.DataFrame(
+        {
+            "match_idx": np.full(n, -1, np.int64),
+            "tomtom_p": np.full(n, np.nan),
+            "q": np.full(n, np.nan),
+            "match_strand": np.full(n, ".", object),
+            "match_offset": np.zeros(n, np.int64),
+        }
+    )
+    significant = [np.zeros(0, np.int64) for _ in range(n)]
+    ok = [i for i, q in enumerate(queries) if q.shape[1] > 0 and np.abs(q).sum() > 0]
+    targets = [np.ascontiguousarray(p, dtype=np.float64) for p in pfms]
+    for c in range(0, len(ok), chunk):
+        idx = ok[c : c + chunk]
+        qs = [np.asfortranarray(queries[i], dtype=np.float64) for i in idx]
+        res = tomtom(qs, targets, n_jobs=n_jobs)  # (5, nQ, nT): p, score, offset, overlap, strand
+        best = np.argmin(res[0], axis=1)
+        rows = np.arange(len(idx))
+        out.loc[idx, "match_idx"] = best
+        out.loc[idx, "tomtom_p"] = res[0, rows, best]
+        q = bh_q(res[0])  # every match's q; the best match's is the row's smallest
+        out.loc[idx, "q"] = q.min(axis=1)
+        out.loc[idx, "match_strand"] = np.where(res[4, rows, best] > 0, "-", "+")
+        out.loc[idx, "match_offset"] = res[2, rows, best].astype(np.int64)
+        if max_q is not None:
+            for k, i in enumerate(idx):
+                hits = np.flatnonzero(q[k] <= max_q)
+                significant[i] = hits[np.argsort(res[0, k, hits], kind="stable")]
+    if max_q is not None:
+        out["significant"] = significant
+    return out
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def load_relevance(path, keys=("relevance", "hypothetical", "ohe", "index")):
+    """Arrays of a gathered ``relevance.npz``; checks ``(N, 4, L)`` shapes and ``index (N,)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in keys if k not in z.files]
+        if missing:
+            raise input_error(path, None, f"missing arrays {missing}", "run `plrp gather` again")
+        extra = ("layer_gini", "layer_names", "target", "p_pos", "p_neg", "method")
+        arrays = {k: z[k] for k in z.files if k in keys or k in extra}
+    shape = arrays["relevance"].shape
+    for k in ("relevance", "hypothetical", "ohe"):
+        if k in arrays and (
+            arrays[k].ndim != 3 or arrays[k].shape[1] != 4 or arrays[k].shape != shape
+        ):
+            raise input_error(
+                path,
+                k,
+                f"shape {arrays[k].shape}, expected {shape} (N, 4, L)",
+                "run `plrp gather` again",
+            )
+    if "index" in arrays and arrays["index"].shape != (shape[0],):
+        raise input_error(
+            path,
+            "index",
+            f"shape {arrays['index'].shape}, expected ({shape[0]},)",
+            "run `plrp gather` again",
+        )
+    return arrays
+
+
+def check_regions(regions, index, L, path):
+    """Check that every row in ``index`` is a region of exactly ``L`` bp."""
+    index = np.asarray(index, dtype=np.int64)
+    if len(index) and (index.min() < 0 or index.max() >= len(regions)):
+        raise input_error(
+            path,
+            None,
+            f"relevance index up to {index.max()} but {len(regions)} regions",
+            "use the region table the relevance was computed on",
+        )
+    width = (regions["end"] - regions["start"]).to_numpy()[index]
+    if len(width) and (width != L).any():
+        bad = int(index[np.flatnonzero(width != L)[0]])
+        raise input_error(
+            path,
+            f"region {bad}",
+            f"{width[width != L][0]} bp, the relevance has L={L}",
+            "use the region table the relevance was computed on",
+        )
+
+
+# --------------------------------------------------------------------------------------------- calls
+def to_genome(seqlets, index, regions):
+    """Seqlets in window coordinates -> genome coordinates.
+
+    ``seqlets.example_idx`` is a row of the relevance arrays, ``index[row]`` its region. Adds ``chrom``,
+    ``start``/``end`` (genome), ``window_start``/``window_end``, ``row``, ``region_index``, ``region``.
+    """
+    rows = seqlets["example_idx"].to_numpy(np.int64)
+    reg = np.asarray(index, dtype=np.int64)[rows]
+    r = regions.iloc[reg]
+    out = pd.DataFrame(
+        {
+            "chrom": r["chrom"].astype(str).to_numpy(),
+            "start": r["start"].to_numpy(np.int64) + seqlets["start"].to_numpy(np.int64),
+            "end": r["start"].to_numpy(np.int64) + seqlets["end"].to_numpy(np.int64),
+            "region": r["name"].astype(str).to_numpy(),
+            "region_index": reg,
+            "row": rows,
+            "window_start": seqlets["start"].to_numpy(np.int64),
+            "window_end": seqlets["end"].to_numpy(np.int64),
+            "sign": seqlets["sign"].to_numpy(np.int8),
+            "attribution": seqlets["attribution"].to_numpy(np.float64),
+            "seqlet_p": seqlets["p_value"].to_numpy(np.float64),
+        }
+    )
+    return out
+
+
+def merge_duplicates(calls, tmpdir=None):
+    """One call per site seen from several overlapping windows; keeps the strongest.
+
+    Calls of the same sign from *different* windows that overlap (pybedtools ``intersect``) are the same
+    site; greedily by ``|attribution|``, a call is dropped when it overlaps a kept call of another window.
+    Calls within one window never overlap (the seqlet caller forbids it). Adds ``n_windows``.
+    """
+    import pybedtools
+
+    calls = calls.reset_index(drop=True)
+    n = len(calls)
+    if n == 0:
+        return calls.assign(n_windows=np.array([], np.int64))
+    own = tmpdir is None
+    tmpdir = Path(tempfile.mkdtemp(prefix="plrp-bedtools.")) if own else Path(tmpdir)
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    # set_tempdir sets tempfile.tempdir for the whole process: restore it, the job-local dir goes away.
+    previous = tempfile.tempdir
+    pybedtools.helpers.set_tempdir(str(tmpdir))
+    try:
+        bed = pd.DataFrame(
+            {
+                "chrom": calls["chrom"],
+                "start": calls["start"],
+                "end": calls["end"],
+                "name": np.arange(n),
+                "score": calls["region_index"],
+                "strand": np.where(calls["sign"] > 0, "+", "-"),
+            }
+        )
+        bt = pybedtools.BedTool.from_dataframe(bed).sort()
+        hits = bt.intersect(bt, wa=True, wb=True, s=True)
+        pairs = np.array(
+            [(int(f[3]), int(f[9])) for f in (h.fields for h in hits) if f[4] != f[10]],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+    finally:
+        pybedtools.helpers.cleanup(remove_all=True)
+        tempfile.tempdir = previous
+        if own:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    partners = [[] for _ in range(n)]
+    for a, b in pairs:
+        partners[a].append(b)
+    order = np.lexsort((calls["seqlet_p"].to_numpy(), -calls["attribution"].abs().to_numpy()))
+    keeper = np.full(n, -1, np.int64)
+    for i in order:
+        kept = [j for j in partners[i] if keeper[j] == j]
+        keeper[i] = kept[0] if kept else i
+    keep = keeper == np.arange(n)
+    n_windows = np.bincount(keeper, minlength=n)
+    out = calls[keep].assign(n_windows=n_windows[keep])
+    log.info("calls: %d seqlets -> %d sites after merging overlapping windows", n, keep.sum())
+    return out.reset_index(drop=True)
+
+
+def annotate(calls, ohe, db, max_q=0.05, n_jobs=-1):
+    """TOMTOM-label each call with the one-hot of its window span; adds match and BED name fields."""
+    ids, names, pfms = db
+    queries = [
+        np.asarray(ohe[r, :, s:e], dtype=np.float64)
+        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(index=False)
+    ]
+    m = tomtom_best(queries, pfms, n_jobs=n_jobs, max_q=max_q)
+    idx = m["match_idx"].to_numpy()
+    names_arr = np.array(names, object)
+    has = idx >= 0
+    calls = calls.assign(
+        match_id=np.where(has, np.array(ids, object)[np.maximum(idx, 0)], ""),
+        match_name=np.where(has, np.array(names, object)[np.maximum(idx, 0)], ""),
+        tomtom_p=m["tomtom_p"].to_numpy(),
+        q=m["q"].to_numpy(),
+        # unique TF names in order of p (a TF may have several matrices)
+        matches=[",".join(dict.fromkeys(names_arr[h])) for h in m["significant"]],
+        match_strand=m["match_strand"].to_numpy(),
+        match_offset=m["match_offset"].to_numpy(),
+    )
+    from lrp.genomics.genome import decode
+
+    calls["sequence"] = [decode(q.astype(np.float32)) if q.shape[1] else "" for q in queries]
+    labelled = has & (calls["q"].to_numpy() <= max_q)
+    calls["name"] = np.where(labelled, calls["match_name"], UNKNOWN)
+    calls["strand"] = np.where(labelled, calls["match_strand"], ".")
+    return calls
+
+
+def finish(calls):
+    """BED fields: ``score`` 0-1000 from ``|attribution|`` over this file's maximum; rows sorted."""
+    a = calls["attribution"].abs().to_numpy()
+    top = a.max() if len(a) else 0.0
+    score = np.rint(1000 * a / top).astype(np.int64) if top > 0 else np.zeros(len(a), np.int64)
+    calls = calls.assign(score=np.clip(score, 0, 1000))
+    calls = calls.sort_values(["chrom", "start", "end", "sign"], kind="stable").reset_index(
+        drop=True
+    )
+    return calls[TSV_COLUMNS]
+
+
+def call_motifs(
+    arrays,
+    regions,
+    db,
+    threshold=0.01,
+    min_len=4,
+    max_len=25,
+    flank=0,
+    trim=0.1,
+    merge_gap=4,
+    negative=True,
+    max_q=0.05,
+    max_seqlets=None,
+    tmpdir=None,
+    n_jobs=-1,
+    min_target=None,
+):
+    """Relevance arrays + region table + motif database -> calls DataFrame (``TSV_COLUMNS``).
+
+    min_target: call only in windows whose explained output ``f_t(x)`` (``arrays["target"]``) is at least
+    this, e.g. 0 for a logit: the windows the model predicts as bound, as one runs modisco on peaks.
+    """
+    from lrp.motifs.seqlets import call_seqlets, project
+
+    seqlets = call_seqlets(
+        project(arrays["relevance"]),
+        threshold=threshold,
+        min_len=min_len,
+        max_len=max_len,
+        flank=flank,
+        negative=negative,
+        max_seqlets=max_seqlets,
+        trim=trim,
+        merge_gap=merge_gap,
+    )
+    if min_target is not None:
+        keep = np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()] >= min_target
+        seqlets = seqlets[keep].reset_index(drop=True)
+    calls = to_genome(seqlets, arrays["index"], regions)
+    calls = merge_duplicates(calls, tmpdir=tmpdir)
+    calls = annotate(calls, arrays["ohe"], db, max_q=max_q, n_jobs=n_jobs)
+    return finish(calls)
+
+
+# --------------------------------------------------------------------------------------------- output
+def bed9(calls):
+    """Calls -> BED9 DataFrame (thick = whole call, itemRgb by TF)."""
+    return pd.DataFrame(
+        {
+            "chrom": calls["chrom"],
+            "start": calls["start"],
+            "end": calls["end"],
+            "name": calls["name"],
+            "score": calls["score"],
+            "strand": calls["strand"],
+            "thickStart": calls["start"],
+            "thickEnd": calls["end"],
+            "itemRgb": [tf_colour(n) for n in calls["name"]],
+        }
+    )
+
+
+def write_bed(path, calls, track_name="motif_calls", description="PLRP motif calls"):
+    """Write sorted BED9 with a ``track`` line (``itemRgb="On"``), atomically."""
+    df = bed9(calls)
+    with atomic_open(path) as handle:
+        handle.write(f'track name="{track_name}" description="{description}" itemRgb="On"\n')
+        df.to_csv(handle, sep="\t", header=False, index=False)
+
+
+def write_tsv(path, calls):
+    """Write every call field as a TSV with a header, atomically."""
+    with atomic_open(path) as handle:
+        calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+
+
+def read_calls(path):
+    """Read a calls TSV written by :func:`write_tsv`."""
+    if not Path(path).is_file():
+        raise input_error(path, None, "motif calls TSV not found", "run `plrp call-motifs` first")
+    df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values={"tomtom_p": [""], "q": [""]})
+    if "matches" in df:
+        df["matches"] = df["matches"].astype(str)
+    missing = [c for c in ("chrom", "start", "end", "name", "sign") if c not in df]
+    if missing:
+        raise input_error(path, None, f"missing columns {missing}", "rerun `plrp call-motifs`")
+    return df.astype({"chrom": str, "start": np.int64, "end": np.int64, "name": str})
+
+
+def write_bigbed(path, chrom_sizes, calls):
+    """Write the calls' BED9 as a bigBed (``lrp.genomics.tracks.write_bigbed``), atomically."""
+    from lrp.genomics.tracks import write_bigbed as _write
+
+    _write(path, chrom_sizes, bed9(calls))
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def call_motifs_arguments(parser):
+    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
+    parser.add_argument("--regions", required=True, help="region table regions.bed (row = region)")
+    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
+    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
+    parser.add_argument(
+        "--out-bed", required=True, help="BED9 of calls (sorted, with a track line)"
+    )
+    parser.add_argument("--out-tsv", required=True, help="TSV of calls with every field")
+    parser.add_argument("--out-bigbed", help="bigBed of the calls (.bb)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.01,
+        help="recursive-seqlet p-value threshold (a rank score; default 0.01)",
+    )
+    parser.add_argument("--min-len", type=int, default=4, help="minimum seqlet length (bp)")
+    parser.add_argument("--max-len", type=int, default=25, help="maximum seqlet length (bp)")
+    parser.add_argument("--flank", type=int, default=0, help="bp added to both seqlet ends")
+    parser.add_argument(
+        "--trim",
+        type=float,
+        default=0.1,
+        help="trim seqlet ends below this fraction of the span's maximum (0: off)",
+    )
+    parser.add_argument(
+        "--merge-gap",
+        type=int,
+        default=4,
+        help="join seqlets of one sign at most this many bp apart in a window (-1: off; default 4)",
+    )
+    parser.add_argument("--no-negative", action="store_true", help="do not call negative seqlets")
+    parser.add_argument(
+        "--max-q",
+        type=float,
+        default=0.05,
+        help="label a call with its best match when TOMTOM q <= this; else unknown",
+    )
+    parser.add_argument("--max-seqlets", type=int, help="keep at most this many strongest seqlets")
+    parser.add_argument(
+        "--min-target",
+        type=float,
+        help="call only in windows whose explained output is at least this (e.g. 0 for a logit)",
+    )
+    parser.add_argument("--track-name", default=None, help="track name (default: BED file stem)")
+    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
+
+
+def call_motifs_main(args):
+    from lrp.genomics.genome import chrom_sizes
+    from lrp.genomics.regions import read_regions
+
+    arrays = load_relevance(args.relevance)
+    regions = read_regions(args.regions)
+    check_regions(regions, arrays["index"], arrays["relevance"].shape[2], args.regions)
+    sizes = chrom_sizes(args.fasta)
+    unknown = sorted(set(regions["chrom"]) - set(sizes))
+    if unknown:
+        raise input_error(
+            args.regions,
+            None,
+            f"contig {unknown[0]!r} is not in the FASTA",
+            "use the region table made from this genome",
+        )
+    db = load_motif_db(args.motif_db)
+    out = Path(args.out_tsv).parent
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".bedtools.", dir=out) as tmp:
+        calls = call_motifs(
+            arrays,
+            regions,
+            db,
+            threshold=args.threshold,
+            min_len=args.min_len,
+            max_len=args.max_len,
+            flank=args.flank,
+            trim=args.trim,
+            merge_gap=args.merge_gap,
+            negative=not args.no_negative,
+            max_q=args.max_q,
+            max_seqlets=args.max_seqlets,
+            tmpdir=tmp,
+            n_jobs=args.threads,
+            min_target=args.min_target,
+        )
+    bad = calls[calls["end"].to_numpy() > calls["chrom"].map(sizes).to_numpy()]
+    if len(bad):
+        raise input_error(
+            args.regions,
+            None,
+            "a call lies past its chromosome's end",
+            "use the region table made from this genome",
+        )
+    name = args.track_name or Path(args.out_bed).stem
+    write_tsv(args.out_tsv, calls)
+    write_bed(args.out_bed, calls, track_name=name, description=f"{name}: motif calls")
+    if args.out_bigbed:
+        write_bigbed(args.out_bigbed, sizes, calls)
+    n_lab = int((calls["name"] != UNKNOWN).sum())
+    log.info("call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed)

@@ -1,0 +1,380 @@
+"""Learned motifs: seqlets aggregated into CWMs and PFMs, written as MEME, with their database matches.
+
+Two aggregators:
+
+- ``anchored`` (default, fast, deterministic): the positive calls labelled with a database motif (TOMTOM
+  q <= max-q in ``plrp call-motifs``) are grouped by that motif; each call is aligned to it by the best
+  log-odds match of the motif that overlaps the call (either strand), and the aligned windows (motif width
+  plus ``flank``) are averaged. Unlabelled calls are counted, not clustered.
+- ``modisco``: modisco-lite's TF-MoDISco on the hypothetical scores (de novo; slower, with limits set).
+
+Per motif: CWM = mean relevance ``hypothetical * ohe`` (``(4, w)``), hCWM = mean hypothetical, PFM = base
+frequencies (pseudocount 0.01). The MEME file holds PFMs; ``--out-cwm-meme`` the CWMs in MEME layout (signed
+values, not probabilities); the ``.npz`` all three. Each learned motif is trimmed to the columns whose
+``|CWM|`` reaches ``trim`` of its maximum (plus 2 bp) and matched against the database with TOMTOM.
+
+CLI::
+
+    plrp motifs --relevance R.npz --calls calls.tsv --motif-db db.meme --out-meme motifs.meme \\
+        --out-tsv motif_matches.tsv --out-npz motifs.npz [--out-cwm-meme motifs_cwm.meme] \\
+        [--method anchored|modisco --min-seqlets 5 --flank 5]
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrp.core.atomic import atomic_open, atomic_path
+from lrp.core.errors import input_error
+
+log = logging.getLogger("plrp")
+
+PSEUDOCOUNT = 0.01
+MATCH_COLUMNS = [
+    "motif",
+    "name",
+    "source",
+    "n_seqlets",
+    "width",
+    "consensus",
+    "anchor_id",
+    "anchor_name",
+    "match_id",
+    "match_name",
+    "tomtom_p",
+    "q",
+    "match_strand",
+    "match_offset",
+]
+
+
+def _rc(a):
+    """Reverse complement of ``(4, w)`` (ACGT rows)."""
+    return a[::-1, ::-1]
+
+
+def pfm_from_counts(counts):
+    """``(4, w)`` counts -> probabilities with pseudocount ``PSEUDOCOUNT``."""
+    c = np.asarray(counts, dtype=np.float64) + PSEUDOCOUNT
+    return c / c.sum(0, keepdims=True)
+
+
+def best_site(ohe, pfm, start, end):
+    """Best match of ``pfm (4, w)`` overlapping ``[start, end)`` of ``ohe (4, L)`` -> ``(pos, strand)``.
+
+    Log-odds against a uniform background; ``strand`` is ``+`` or ``-`` (reverse complement of the motif).
+    Returns ``(None, None)`` when the motif does not fit in the window.
+    """
+    w = pfm.shape[1]
+    L = ohe.shape[1]
+    lo, hi = max(start - w + 1, 0), min(end, L - w + 1)
+    if hi <= lo:
+        return None, None
+    x = np.asarray(ohe, dtype=np.float64)
+    best = (-np.inf, None, None)
+    for strand, m in (("+", pfm), ("-", _rc(pfm))):
+        lod = np.log2(np.asarray(m) + 1e-3) + 2.0
+        # score[p] = sum_j lod[:, j] . x[:, p + j]
+        win = np.lib.stride_tricks.sliding_window_view(x, w, axis=1)[:, lo:hi]  # (4, n, w)
+        score = np.einsum("anw,aw->n", win, lod)
+        k = int(np.argmax(score))
+        if score[k] > best[0]:
+            best = (score[k], lo + k, strand)
+    return best[1], best[2]
+
+
+def _extract(arr, pos, width, flank, strand):
+    """``arr (4, L)`` window ``[pos - flank, pos + width + flank)`` zero-padded, on the motif's strand."""
+    L = arr.shape[1]
+    s, e = pos - flank, pos + width + flank
+    out = np.zeros((4, e - s), dtype=np.float64)
+    cs, ce = max(s, 0), min(e, L)
+    out[:, cs - s : ce - s] = arr[:, cs:ce]
+    covered = np.zeros(e - s, dtype=np.float64)
+    covered[cs - s : ce - s] = 1
+    return (_rc(out), covered[::-1]) if strand == "-" else (out, covered)
+
+
+def anchored_motifs(arrays, calls, db, min_seqlets=5, flank=5, include_negative=False):
+    """Group labelled calls by their database match and average the aligned windows.
+
+    ``arrays``: relevance.npz contents (``relevance``, ``hypothetical``, ``ohe`` ``(N, 4, L)``);
+    ``calls``: calls TSV frame (``row``, ``window_start``, ``window_end``, ``match_id``, ``name``, ``sign``);
+    ``db``: ``(ids, names, pfms)``. Returns a list of motif dicts (``cwm``, ``hcwm``, ``pfm`` ``(4, w)``,
+    ``n_seqlets``, ``anchor_id``, ``anchor_name``, ``source``).
+    """
+    ids, _names, pfms = db
+    by_id = {m: i for i, m in enumerate(ids)}
+    used = calls[(calls["name"] != "unknown") & calls["match_id"].astype(str).isin(by_id)]
+    if not include_negative:
+        used = used[used["sign"] > 0]
+    rel, hyp, ohe = arrays["relevance"], arrays["hypothetical"], arrays["ohe"]
+    out = []
+    for mid, group in used.groupby("match_id", sort=True):
+        if len(group) < min_seqlets:
+            continue
+        pfm = pfms[by_id[mid]]
+        w = pfm.shape[1]
+        sums = {k: np.zeros((4, w + 2 * flank)) for k in ("cwm", "hcwm", "seq")}
+        cover = np.zeros(w + 2 * flank)
+        n = 0
+        for r, s, e in group[["row", "window_start", "window_end"]].itertuples(index=False):
+            pos, strand = best_site(ohe[r], pfm, int(s), int(e))
+            if pos is None:
+                continue
+            for key, arr in (("cwm", rel[r]), ("hcwm", hyp[r]), ("seq", ohe[r])):
+                part, cov = _extract(np.asarray(arr, dtype=np.float64), pos, w, flank, strand)
+                sums[key] += part
+            cover += cov
+            n += 1
+        if n < min_seqlets:
+            continue
+        denom = np.maximum(cover, 1)[None, :]
+        out.append(
+            {
+                "cwm": sums["cwm"] / denom,
+                "hcwm": sums["hcwm"] / denom,
+                "pfm": pfm_from_counts(sums["seq"]),
+                "n_seqlets": n,
+                "anchor_id": str(mid),
+                "anchor_name": str(group["name"].iloc[0]),
+                "source": "anchored",
+            }
+        )
+    n_unknown = int(((calls["name"] == "unknown") & (calls["sign"] > 0)).sum())
+    log.info(
+        "motifs: %d anchored motifs; %d positive calls without a label not used",
+        len(out),
+        n_unknown,
+    )
+    return out
+
+
+def modisco_motifs(
+    arrays,
+    max_seqlets=2000,
+    n_leiden_runs=4,
+    window=21,
+    flank=10,
+    min_seqlets=20,
+    min_metacluster=50,
+):
+    """De novo motifs with modisco-lite (positive and negative patterns), limits set for speed."""
+    from modiscolite.tfmodisco import TFMoDISco
+
+    ohe = np.asarray(arrays["ohe"], dtype=np.float32).transpose(0, 2, 1)
+    hyp = np.asarray(arrays["hypothetical"], dtype=np.float32).transpose(0, 2, 1)
+    if ohe.shape[1] < window + 2 * flank:
+        raise input_error(
+            "modisco",
+            None,
+            f"windows of {ohe.shape[1]} bp are shorter than {window + 2 * flank}",
+            "lower --modisco-window/--flank",
+        )
+    pos, neg = TFMoDISco(
+        one_hot=ohe,
+        hypothetical_contribs=hyp,
+        sliding_window_size=window,
+        flank_size=flank,
+        max_seqlets_per_metacluster=max_seqlets,
+        n_leiden_runs=n_leiden_runs,
+        min_metacluster_size=min_metacluster,
+        final_min_cluster_size=min_seqlets,
+        verbose=False,
+    )
+    out = []
+    for sign, patterns in (("pos", pos), ("neg", neg)):
+        for k, p in enumerate(patterns or []):
+            out.append(
+                {
+                    "cwm": np.asarray(p.contrib_scores, np.float64).T,
+                    "hcwm": np.asarray(p.hypothetical_contribs, np.float64).T,
+                    "pfm": pfm_from_counts(np.asarray(p.sequence, np.float64).T * len(p.seqlets)),
+                    "n_seqlets": len(p.seqlets),
+                    "anchor_id": "",
+                    "anchor_name": "",
+                    "source": f"modisco_{sign}_{k}",
+                }
+            )
+    log.info("motifs: modisco found %d patterns", len(out))
+    return out
+
+
+def trim_bounds(cwm, trim=0.3, pad=2):
+    """``(start, end)`` of the columns where ``|cwm|`` column sums reach ``trim * max``, padded."""
+    imp = np.abs(cwm).sum(0)
+    if not len(imp) or imp.max() <= 0:
+        return 0, len(imp)
+    keep = np.flatnonzero(imp >= trim * imp.max())
+    return max(keep[0] - pad, 0), min(keep[-1] + 1 + pad, len(imp))
+
+
+def match_motifs(motifs, db, trim=0.3, n_jobs=-1):
+    """Trim each motif and TOMTOM its PFM against the database -> the MATCH_COLUMNS table."""
+    from lrp.motifs.calls import tomtom_best
+
+    ids, names, _ = db
+    for m in motifs:
+        s, e = trim_bounds(m["cwm"], trim)
+        for key in ("cwm", "hcwm", "pfm"):
+            m[key] = m[key][:, s:e]
+    res = tomtom_best([m["pfm"] for m in motifs], db[2], n_jobs=n_jobs) if motifs else None
+    rows = []
+    for k, m in enumerate(motifs):
+        r = res.iloc[k]
+        j = int(r["match_idx"])
+        match_name = names[j] if j >= 0 else ""
+        label = m["anchor_name"] or match_name or "motif"
+        m["id"], m["name"] = f"plrp_{k}", f"m{k}_{label}"
+        rows.append(
+            {
+                "motif": m["id"],
+                "name": m["name"],
+                "source": m["source"],
+                "n_seqlets": m["n_seqlets"],
+                "width": m["pfm"].shape[1],
+                "consensus": "".join("ACGT"[i] for i in m["pfm"].argmax(0)),
+                "anchor_id": m["anchor_id"],
+                "anchor_name": m["anchor_name"],
+                "match_id": ids[j] if j >= 0 else "",
+                "match_name": match_name,
+                "tomtom_p": r["tomtom_p"],
+                "q": r["q"],
+                "match_strand": r["match_strand"],
+                "match_offset": int(r["match_offset"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=MATCH_COLUMNS)
+
+
+def write_matrices_meme(path, motifs, key="pfm"):
+    """MEME v4 text of the motifs' ``key`` matrices (``pfm``: probabilities; ``cwm``: signed), atomic."""
+    lines = [
+        "MEME version 4",
+        "",
+        "ALPHABET= ACGT",
+        "",
+        "strands: + -",
+        "",
+        "Background letter frequencies",
+        "A 0.25 C 0.25 G 0.25 T 0.25",
+        "",
+    ]
+    for m in motifs:
+        mat = m[key]
+        kind = "letter-probability matrix" if key == "pfm" else f"{key} matrix (not probabilities)"
+        lines += [
+            f"MOTIF {m['id']} {m['name']}",
+            f"{kind}: alength= 4 w= {mat.shape[1]} nsites= {m['n_seqlets']} E= 0",
+        ]
+        lines += [" ".join(f"{v:.6f}" for v in col) for col in mat.T]
+        lines.append("")
+    with atomic_open(path) as h:
+        h.write("\n".join(lines) + "\n")
+
+
+def write_npz(path, motifs):
+    """``.npz`` with, per motif ``k``: ``cwm_k``, ``hcwm_k``, ``pfm_k`` ``(4, w)``, and ``ids``, ``names``."""
+    arrays = {
+        "ids": np.array([m["id"] for m in motifs], dtype=str),
+        "names": np.array([m["name"] for m in motifs], dtype=str),
+        "n_seqlets": np.array([m["n_seqlets"] for m in motifs], dtype=np.int64),
+    }
+    for k, m in enumerate(motifs):
+        for key in ("cwm", "hcwm", "pfm"):
+            arrays[f"{key}_{k}"] = m[key].astype(np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as h:
+        np.savez(h, **arrays)
+
+
+def read_npz(path):
+    """Read :func:`write_npz` output -> list of motif dicts (``id``, ``name``, ``cwm``, ``hcwm``, ``pfm``)."""
+    with np.load(path) as z:
+        return [
+            {
+                "id": str(i),
+                "name": str(n),
+                "n_seqlets": int(c),
+                "cwm": z[f"cwm_{k}"],
+                "hcwm": z[f"hcwm_{k}"],
+                "pfm": z[f"pfm_{k}"],
+            }
+            for k, (i, n, c) in enumerate(zip(z["ids"], z["names"], z["n_seqlets"]))
+        ]
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def motifs_arguments(parser):
+    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
+    parser.add_argument("--calls", help="calls TSV (plrp call-motifs); needed by --method anchored")
+    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
+    parser.add_argument("--method", default="anchored", choices=("anchored", "modisco"))
+    parser.add_argument("--min-seqlets", type=int, default=5, help="fewest seqlets per motif")
+    parser.add_argument(
+        "--flank", type=int, default=5, help="anchored: bp around the database motif"
+    )
+    parser.add_argument(
+        "--include-negative",
+        action="store_true",
+        help="anchored: also aggregate negative-sign calls",
+    )
+    parser.add_argument(
+        "--trim",
+        type=float,
+        default=0.3,
+        help="trim motif ends below this share of the max |CWM| column",
+    )
+    parser.add_argument("--modisco-max-seqlets", type=int, default=2000)
+    parser.add_argument("--modisco-leiden-runs", type=int, default=4)
+    parser.add_argument("--modisco-window", type=int, default=21)
+    parser.add_argument("--modisco-flank", type=int, default=10)
+    parser.add_argument("--out-meme", required=True, help="MEME of the learned PFMs")
+    parser.add_argument("--out-tsv", required=True, help="TSV: each motif's best database match")
+    parser.add_argument("--out-npz", required=True, help="CWM, hCWM and PFM arrays of each motif")
+    parser.add_argument("--out-cwm-meme", help="MEME layout of the CWMs (signed values)")
+    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
+
+
+def motifs_main(args):
+    from lrp.motifs.calls import load_motif_db, load_relevance, read_calls
+
+    arrays = load_relevance(args.relevance, keys=("relevance", "hypothetical", "ohe", "index"))
+    db = load_motif_db(args.motif_db)
+    if args.method == "anchored":
+        if not args.calls:
+            raise input_error(
+                "motifs",
+                None,
+                "--method anchored needs --calls",
+                "give the calls TSV of plrp call-motifs, or --method modisco",
+            )
+        calls = read_calls(args.calls)
+        if len(calls) and calls["row"].max() >= len(arrays["ohe"]):
+            raise input_error(
+                args.calls,
+                None,
+                "rows beyond the relevance arrays",
+                "use the calls made from this relevance file",
+            )
+        motifs = anchored_motifs(
+            arrays, calls, db, args.min_seqlets, args.flank, args.include_negative
+        )
+    else:
+        motifs = modisco_motifs(
+            arrays,
+            args.modisco_max_seqlets,
+            args.modisco_leiden_runs,
+            args.modisco_window,
+            args.modisco_flank,
+            args.min_seqlets,
+        )
+    table = match_motifs(motifs, db, trim=args.trim, n_jobs=args.threads)
+    write_matrices_meme(args.out_meme, motifs, "pfm")
+    if args.out_cwm_meme:
+        write_matrices_meme(args.out_cwm_meme, motifs, "cwm")
+    write_npz(args.out_npz, motifs)
+    with atomic_open(args.out_tsv) as h:
+        table.to_csv(h, sep="\t", index=False, float_format="%.6g")
+    log.info("motifs: %d motifs -> %s", len(motifs), Path(args.out_meme))

@@ -1,0 +1,255 @@
+"""Logo figures (logomaker; tangermeme's ``plot_logo`` for windows over 200 bp), PNG and SVG, atomic.
+
+CLI::
+
+    plrp logos --relevance lrp=lrp/relevance.npz plrp=plrp/relevance.npz --calls calls.tsv \\
+        [--motifs motifs.npz --motif-table motif_matches.tsv --motif-db db.meme] --out-dir logos/ \\
+        [--top-sites 8 --n-examples 3 --example-width 80]
+
+Writes ``motifs``, ``sites`` and ``examples`` (``.png`` and ``.svg``) in ``--out-dir``:
+
+- ``motifs``: each learned CWM beside its best database match (information content, on the strand that
+  matched);
+- ``sites``: relevance logos of the strongest called sites (the first ``--relevance`` method, whose calls
+  ``--calls`` holds);
+- ``examples``: the windows of the strongest calls, one column per window and one row per method.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrp.core.errors import input_error
+from lrp.report.figures import save_figure
+
+log = logging.getLogger("plrp")
+
+FIGURES = ("motifs", "sites", "examples")
+LOGOMAKER_MAX = 200  # bp; longer windows use tangermeme's faster plot_logo
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_logo(ax, matrix, start=0, title=None):
+    """Draw a ``(4, w)`` matrix (ACGT rows; signed values stack up and down) on ``ax``."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape[1] > LOGOMAKER_MAX:
+        from tangermeme.plot import plot_logo
+
+        plot_logo(matrix, ax=ax)
+    else:
+        import logomaker
+
+        df = pd.DataFrame(
+            matrix.T, columns=list("ACGT"), index=np.arange(start, start + matrix.shape[1])
+        )
+        logomaker.Logo(df, ax=ax, color_scheme="classic")
+    ax.axhline(0, color="black", lw=0.5)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def information(pfm):
+    """``(4, w)`` probabilities -> information-content matrix (bits), uniform background."""
+    p = np.clip(np.asarray(pfm, dtype=np.float64), 1e-9, 1)
+    p = p / p.sum(0, keepdims=True)
+    ic = 2 + (p * np.log2(p)).sum(0)
+    return p * ic[None, :]
+
+
+def _empty(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    ax.set_axis_off()
+
+
+def motifs_figure(motifs, table, db, max_motifs=12):
+    """Figure: each learned CWM (left) beside its best database match (right)."""
+    plt = _plt()
+    shown = motifs[:max_motifs]
+    n = max(len(shown), 1)
+    fig, axes = plt.subplots(
+        n, 2, figsize=(11, 1.7 * n), squeeze=False, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    if not shown:
+        _empty(axes[0, 0], "no learned motifs")
+        _empty(axes[0, 1], "")
+        return fig
+    rows = table.set_index("motif") if table is not None and len(table) else None
+    ids, names, pfms = db if db is not None else ([], [], [])
+    for k, m in enumerate(shown):
+        draw_logo(axes[k, 0], m["cwm"], title=f"{m['name']} (n={m['n_seqlets']}): CWM")
+        axes[k, 0].set_ylabel("relevance", fontsize=7)
+        r = rows.loc[m["id"]] if rows is not None and m["id"] in rows.index else None
+        mid = "" if r is None or pd.isna(r["match_id"]) else str(r["match_id"])
+        if mid and mid in ids:
+            pfm = pfms[ids.index(mid)]
+            if r["match_strand"] == "-":
+                pfm = pfm[::-1, ::-1]
+            q = r["q"]
+            draw_logo(
+                axes[k, 1],
+                information(pfm),
+                title=f"best match {mid} {names[ids.index(mid)]} ({r['match_strand']}) q={q:.2g}",
+            )
+            axes[k, 1].set_ylabel("bits", fontsize=7)
+            axes[k, 1].set_ylim(0, 2)
+        else:
+            _empty(axes[k, 1], "no database match")
+    fig.tight_layout()
+    return fig
+
+
+def top_calls(calls, n, sign=1):
+    """The ``n`` strongest calls of one sign (by ``|attribution|``)."""
+    c = calls[np.sign(calls["attribution"]) == sign] if sign else calls
+    return c.reindex(c["attribution"].abs().sort_values(ascending=False, kind="stable").index).head(
+        n
+    )
+
+
+def sites_figure(calls, relevance, n=8, pad=5):
+    """Figure: relevance logos of the ``n`` strongest positive calls (``pad`` bp either side)."""
+    plt = _plt()
+    top = top_calls(calls, n)
+    k = max(len(top), 1)
+    fig, axes = plt.subplots(k, 1, figsize=(7, 1.5 * k), squeeze=False)
+    if not len(top):
+        _empty(axes[0, 0], "no calls")
+        return fig
+    L = relevance.shape[2]
+    for ax, (_, c) in zip(axes[:, 0], top.iterrows()):
+        s, e = max(int(c["window_start"]) - pad, 0), min(int(c["window_end"]) + pad, L)
+        q = c.get("q", np.nan)
+        draw_logo(
+            ax,
+            relevance[int(c["row"]), :, s:e],
+            start=int(c["start"]) - (int(c["window_start"]) - s),
+            title=f"{c['name']}  {c['chrom']}:{c['start']}-{c['end']}  q={float(q):.2g}",
+        )
+    fig.tight_layout()
+    return fig
+
+
+def examples_figure(relevances, calls, n=3, width=80):
+    """Figure: windows of the ``n`` strongest calls (columns) under each method (rows).
+
+    ``relevances``: ``{method: (N, 4, L)}`` with the same rows (region order); ``calls`` of one method.
+    """
+    plt = _plt()
+    cand = top_calls(calls, 20 * n).drop_duplicates("row")
+    # Prefer one window per TF label, then fill with the next strongest windows.
+    first = cand.drop_duplicates("name")
+    top = pd.concat([first, cand.drop(first.index)]).head(n)
+    methods = list(relevances)
+    ncol = max(len(top), 1)
+    fig, axes = plt.subplots(
+        len(methods), ncol, figsize=(4.5 * ncol, 1.6 * len(methods)), squeeze=False
+    )
+    if not len(top):
+        for ax in axes.ravel():
+            _empty(ax, "no calls")
+        return fig
+    for j, (_, c) in enumerate(top.iterrows()):
+        first = relevances[methods[0]]
+        L = first.shape[2]
+        mid = (int(c["window_start"]) + int(c["window_end"])) // 2
+        s = int(np.clip(mid - width // 2, 0, max(L - width, 0)))
+        e = min(s + width, L)
+        lim = max(float(np.abs(relevances[m][int(c["row"]), :, s:e].sum(0)).max()) for m in methods)
+        for i, m in enumerate(methods):
+            ax = axes[i, j]
+            draw_logo(ax, relevances[m][int(c["row"]), :, s:e], start=s)
+            if lim > 0:
+                ax.set_ylim(-lim * 1.05, lim * 1.05)
+            ax.set_xlim(s - 0.5, e - 0.5)
+            if j == 0:
+                ax.set_ylabel(m, fontsize=8)
+            if i == 0:
+                ax.set_title(f"{c['region']}: {c['name']} at {c['chrom']}:{c['start']}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def _method_paths(items):
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).parent.name, item
+        out[name] = path
+    return out
+
+
+def logos_arguments(parser):
+    parser.add_argument(
+        "--relevance",
+        nargs="+",
+        required=True,
+        metavar="[NAME=]NPZ",
+        help="relevance.npz per method (the first is the one --calls belongs to)",
+    )
+    parser.add_argument("--calls", required=True, help="calls TSV of the first method")
+    parser.add_argument("--motifs", help="motifs.npz (plrp motifs)")
+    parser.add_argument("--motif-table", help="motif_matches.tsv (plrp motifs)")
+    parser.add_argument("--motif-db", help="motif database MEME (to draw the matches)")
+    parser.add_argument("--top-sites", type=int, default=8, help="called sites to draw")
+    parser.add_argument("--n-examples", type=int, default=3, help="example windows to draw")
+    parser.add_argument("--example-width", type=int, default=80, help="bp of each example window")
+    parser.add_argument("--max-motifs", type=int, default=12, help="learned motifs to draw")
+    parser.add_argument(
+        "--out-dir", required=True, help="folder for motifs/sites/examples .png/.svg"
+    )
+
+
+def logos_main(args):
+    from lrp.genomics.tracks import open_relevance
+    from lrp.motifs.calls import read_calls
+
+    paths = _method_paths(args.relevance)
+    relevances = {m: open_relevance(p) for m, p in paths.items()}
+    shapes = {m: r.shape for m, r in relevances.items()}
+    if len(set(shapes.values())) > 1:
+        raise input_error(
+            ", ".join(paths.values()),
+            None,
+            f"relevance shapes differ: {shapes}",
+            "give relevance files of the same region table",
+        )
+    calls = read_calls(args.calls)
+    first = relevances[next(iter(relevances))]
+    motifs, table, db = [], None, None
+    if args.motifs:
+        from lrp.motifs.learned import read_npz
+
+        motifs = read_npz(args.motifs)
+    if args.motif_table:
+        table = pd.read_csv(
+            args.motif_table,
+            sep="\t",
+            keep_default_na=False,
+            na_values={"q": [""], "tomtom_p": [""]},
+        )
+    if args.motif_db:
+        from lrp.motifs.calls import load_motif_db
+
+        db = load_motif_db(args.motif_db)
+    figures = {
+        "motifs": motifs_figure(motifs, table, db, args.max_motifs),
+        "sites": sites_figure(calls, first, args.top_sites),
+        "examples": examples_figure(relevances, calls, args.n_examples, args.example_width),
+    }
+    for stem, fig in figures.items():
+        save_figure(fig, args.out_dir, stem, dpi=110)
+    log.info("logos: %s/{%s}.png/.svg", args.out_dir, ",".join(FIGURES))

@@ -1,0 +1,169 @@
+"""The ``plrp`` command line: one subcommand per pipeline step, each implemented in its own module.
+
+A command ``NAME`` lives in module ``M`` as two functions: ``NAME_arguments(parser)`` adds its options and
+``NAME_main(args)`` runs it (``-`` in NAME becomes ``_``). Modules are imported only when their command runs,
+so ``plrp --help`` is instant.
+"""
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import traceback
+import warnings
+
+from lrp.core.errors import PlrpError
+
+COMMANDS = {
+    "simulate": (
+        "lrp.demo.simulate",
+        "simulate the demo genome with JASPAR motifs planted at known sites",
+    ),
+    "train": (
+        "lrp.demo.train",
+        "train the demo CNN and save it as a .pt2 program and a state dict",
+    ),
+    "jaspar-meme": (
+        "lrp.motifs.database",
+        "write a JASPAR selection (pyjaspar, offline) as a MEME file",
+    ),
+    "regions": (
+        "lrp.genomics.regions",
+        "validate a BED of regions, or tile whole chromosomes, into a region table",
+    ),
+    "attribute": ("lrp.attribution.attribute", "explain one shard of regions with one method"),
+    "gather": ("lrp.attribution.attribute", "gather the shards of one method into one array file"),
+    "bigwig": ("lrp.genomics.tracks", "write the projected relevance of one method as a bigWig"),
+    "call-motifs": (
+        "lrp.motifs.calls",
+        "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
+    ),
+    "motifs": (
+        "lrp.motifs.learned",
+        "aggregate seqlets into motifs, write MEME and their database matches",
+    ),
+    "logos": ("lrp.report.logos", "draw motif, site and example-window logos"),
+    "evaluate": (
+        "lrp.evaluation.evaluate",
+        "score the relevance and motif calls against the known sites",
+    ),
+    "report": ("lrp.report.html", "write the self-contained HTML report"),
+    "hub": ("lrp.report.hub", "write a UCSC track hub and an IGV session for the tracks"),
+}
+
+log = logging.getLogger("plrp")
+
+
+def json_option(text, flag):
+    """The value of a command-line option given as JSON; a bad one is a one-line error naming ``flag``."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlrpError(f"{flag}: not valid JSON ({err}): {text!r}") from None
+
+
+def _load(name):
+    module = importlib.import_module(COMMANDS[name][0])
+    stem = name.replace("-", "_")
+    return getattr(module, f"{stem}_arguments"), getattr(module, f"{stem}_main")
+
+
+def build_parser(command=None):
+    """The top-level parser; with ``command`` given, that command's full options are added."""
+    parser = argparse.ArgumentParser(prog="plrp", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # SUPPRESS: an unset subcommand flag keeps a `plrp --debug COMMAND` given before the command
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the full traceback on errors",
+        )
+        p.add_argument("--log", help="also write the log to this file")
+        if name == command:
+            arguments, main = _load(name)
+            arguments(p)
+            p.set_defaults(func=main)
+    return parser
+
+
+def _command_of(argv):
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def _one_line(text):
+    """Collapse whitespace so a message is one line (nested library errors may hold newlines)."""
+    return " ".join(str(text).split())
+
+
+def _os_message(err):
+    """One line for an OSError: the file, the problem and a fix."""
+    where = err.filename or "?"
+    if err.filename2:
+        where = f"{where} -> {err.filename2}"
+    problem = err.strerror or type(err).__name__
+    if isinstance(err, FileNotFoundError):
+        fix = "check the path"
+    elif isinstance(err, PermissionError):
+        fix = "check the permissions of the file and its folder"
+    else:
+        fix = "check the path, the free disk space and the permissions"
+    return f"{where}: {problem}. Fix: {fix}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Python warnings (e.g. IUPAC codes treated as N) as one log line instead of two stderr lines."""
+    log.warning("%s: %s", category.__name__, _one_line(message))
+
+
+def _same_file(stream, path):
+    """Whether ``stream`` writes to the file at ``path``."""
+    try:
+        a, b = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    handlers = [logging.StreamHandler(sys.stderr)]
+    # a rule's `--log {log} 2>>{log}` points both at one file: write each line once
+    log_is_stderr = bool(getattr(args, "log", None)) and _same_file(sys.stderr, args.log)
+    if getattr(args, "log", None) and not log_is_stderr:
+        handlers.append(logging.FileHandler(args.log))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s plrp %(message)s", handlers=handlers
+    )
+    warnings.showwarning = _show_warning
+    try:
+        args.func(args)
+    except (PlrpError, OSError) as err:
+        if isinstance(err, OSError) and err.filename is None:
+            raise  # not about a file the user gave: a bug or a system fault, keep the traceback
+        if args.debug or log_is_stderr:
+            traceback.print_exc()
+        msg = _one_line(err if isinstance(err, PlrpError) else _os_message(err))
+        # The log file keeps the traceback and the error; the terminal gets one line.
+        for handler in handlers[1:]:
+            handler.stream.write(traceback.format_exc())
+            handler.stream.write(f"plrp {args.command}: error: {msg}\n")
+            handler.flush()
+        print(f"plrp {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
