@@ -26,6 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null \
 		|| echo "chromium could not be installed: tests/test_igv_browser.py skips its browser test" >&2
+	@{ [ -f /usr/share/java/igv.jar ] && command -v xvfb-run >/dev/null; } \
+		|| (apt-get update -qq && apt-get install -y -qq igv xvfb xauth) >/dev/null \
+		|| echo "IGV desktop could not be installed: tests/test_igv_desktop.py skips" >&2
 	$(BIN)/python -m pytest -q -n $(CORES) tests
 
 lint: $(STAMP)

@@ -69,7 +69,8 @@ def test_conservation_on_bias_free_models(rule, method):
     x = one_hot(5, 80, seed=3)
     target = {"output": "counts", "index": 0}
     rules = {"first": "epsilon", "conv": rule, "linear": rule, "eps": 1e-9}
-    out = explain(model, x, method=method, target=target, rules=rules, p_pos=0.3)
+    pruning = {"p_pos": 0.3} if method != "lrp" else {}
+    out = explain(model, x, method=method, target=target, rules=rules, **pruning)
     torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
 
 
@@ -324,8 +325,9 @@ def test_only_the_explained_output_is_planned_run_and_pruned():
     alone.load_state_dict(model.state_dict())
     x = one_hot(4, 60, seed=9)
     for method in ("lrp", "plrp-lambda", "plrp-m"):
-        both = explain(model, x, method=method, target={"output": "counts"}, p_pos=0.3)
-        one = explain(alone, x, method=method, target=0, p_pos=0.3)
+        pruning = {"p_pos": 0.3} if method != "lrp" else {}
+        both = explain(model, x, method=method, target={"output": "counts"}, **pruning)
+        one = explain(alone, x, method=method, target=0, **pruning)
         torch.testing.assert_close(both.relevance, one.relevance, rtol=0, atol=0)
     with pytest.raises(PlrpError, match="aten.sort"):
         explain(model, x, method="lrp", target={"output": "profile", "reduction": "sum"})
@@ -341,12 +343,13 @@ def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
     model = randomize_batchnorm(BPNetLike())
     x = one_hot(6, 100, seed=11)
     target = {"output": "profile", "reduction": "profile"}  # a 1-channel head: the taps path
-    fast = explain(model, x, method=method, target=target, p_pos=0.3)
+    pruning = {"p_pos": 0.3} if method.startswith("plrp") else {}
+    fast = explain(model, x, method=method, target=target, **pruning)
     monkeypatch.setattr(lrp.engine.kernels, "usable", lambda *t: False)
-    tensor_ops = explain(model, x, method=method, target=target, p_pos=0.3)
+    tensor_ops = explain(model, x, method=method, target=target, **pruning)
     assert torch.equal(fast.relevance, tensor_ops.relevance)
     monkeypatch.setattr(lrp.engine.conv, "_by_taps", lambda *a: False)
-    torch_conv = explain(model, x, method=method, target=target, p_pos=0.3)
+    torch_conv = explain(model, x, method=method, target=target, **pruning)
     assert fast.relevance.abs().max() > 1e-4
     torch.testing.assert_close(torch_conv.relevance, fast.relevance, rtol=1e-4, atol=1e-7)
 
@@ -366,3 +369,69 @@ def test_stabilized_division_kernels_equal_the_tensor_ops(dtype, monkeypatch):
     assert torch.equal(divide_stabilized(r, y, 1e-6), fast[0])
     for got, want in zip(split_sum(r, y, u, v, 1e-6), fast[1]):
         assert torch.equal(got, want)
+
+
+def test_a_new_rule_is_one_registered_class(monkeypatch):
+    """A rule is a class registered under its config name; nothing else needs to change to use it."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from lrp.engine import rules
+
+    monkeypatch.setattr(rules, "RULES", dict(rules.RULES))
+
+    @rules.register
+    @dataclass(frozen=True)
+    class HalfEpsilon(rules.LayerRule):
+        name: ClassVar[str] = "half-epsilon"
+
+        def factor(self, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
+            return rules.Epsilon(self.eps).factor(a, relevance / 2, weight, bias, apply, vjp, z)
+
+    model = sequential_cnn(seed=4)
+    x = one_hot(3, 50, seed=4)
+    half = {**EPS_ALL, "linear": "half-epsilon"}
+    ours = explain(model, x, method="lrp", target=1, rules=half).relevance
+    ref = explain(model, x, method="lrp", target=1, rules=EPS_ALL).relevance
+    torch.testing.assert_close(ours, ref / 2)
+
+
+def test_rule_config_becomes_rule_objects():
+    from lrp.engine.rules import Epsilon, Gamma, ZPlus, composite
+
+    default = composite(None)
+    assert (default.first, default.conv, default.linear) == (Epsilon(), ZPlus(), Epsilon())
+    c = composite({"eps": 1e-3, "conv": {"rule": "gamma", "gamma": 0.5}, "names": {"a.*": "zplus"}})
+    assert c.conv == Gamma(eps=1e-3, gamma=0.5) and c.first == Epsilon(eps=1e-3)
+    assert c.rule_for("a.1", "linear", False) == ZPlus(eps=1e-3)
+    assert c.op_rule("sum").eps == 1e-3
+    for bad, match in [
+        ({"conv": "alpha-beta"}, "unknown LRP rule 'alpha-beta'. Fix: choose one of epsilon"),
+        ({"conv": {"rule": "epsilon", "gamma": 1}}, "epsilon takes only eps, not gamma"),
+        ({"layers": {}}, "unknown LRP rule keys: layers. Fix:"),
+    ]:
+        with pytest.raises(PlrpError, match=match):
+            composite(bad)
+
+
+def test_batchnorm_merging_is_a_canonizer_step():
+    """The canonizer folds BatchNorm into the convolution before it; without it the BatchNorm is a
+    parameter-free linear op under the epsilon rule, which for epsilon everywhere gives the same relevance."""
+    from lrp.engine.explain import Explainer
+    from lrp.engine.graph import plan
+    from lrp.engine.rules import composite
+
+    model = randomize_batchnorm(BPNetLike())
+    x = one_hot(4, 80, seed=2)
+    target = {"output": "counts", "index": 0}
+    explainer = Explainer(model, 80, 4, "lrp", target, rules=EPS_ALL, device="cpu")
+    merged = explainer.explain_batch(x).relevance
+    assert (
+        explainer.plan.absorbed
+    )  # the BatchNorm (and the bare convolution) are skipped by the walk
+    iconv = next(la for la in explainer.plan.layers.values() if la.name == "iconv")
+    assert not torch.equal(iconv.weight, model.iconv.weight)
+    explainer.plan = plan(explainer.program, composite(EPS_ALL), explainer.target, canonizers=())
+    iconv = next(la for la in explainer.plan.layers.values() if la.name == "iconv")
+    assert not explainer.plan.absorbed and torch.equal(iconv.weight, model.iconv.weight)
+    torch.testing.assert_close(explainer.explain_batch(x).relevance, merged, rtol=1e-4, atol=1e-6)

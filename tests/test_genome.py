@@ -109,7 +109,7 @@ def test_past_contig_end_and_unknown_contig(genome):
         ("\n\n", "no FASTA records"),
         ("ACGT\n>a\nACGT\n", "sequence before the first"),
         (">a\nACGT\n>b x\nACGT\n>a y\nAC\n", "a: duplicate record name"),
-        (">a\nACGT\nAC\nACGT\n", "cannot index"),
+        (">a\nACGT\nAC\nACGT\n", "a line 3: lines of unequal width.*seqkit seq -w 60"),
     ],
 )
 def test_bad_fasta(tmp_path, content, problem):
@@ -118,6 +118,53 @@ def test_bad_fasta(tmp_path, content, problem):
     with pytest.raises(PlrpError, match=problem) as err:
         open_fasta(path)
     assert str(path) in str(err.value) and "Fix:" in str(err.value)
+
+
+def _bgzip(src, dst):
+    from Bio import bgzf
+
+    with open(src, "rb") as plain, bgzf.BgzfWriter(str(dst), "wb") as packed:
+        packed.write(plain.read())
+    return str(dst)
+
+
+def test_bgzip_fasta_reads_as_the_plain_one(genome, tmp_path):
+    path, records = genome
+    packed = _bgzip(path, tmp_path / "g.fa.gz")
+    regions = [("chr2", 10, 510), ("chr10", 0, 500), ("chrM", 0, 10)]
+    assert chrom_sizes(packed) == chrom_sizes(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # chrM's IUPAC codes
+        for region in regions:
+            length = region[2] - region[1]
+            want = fetch_one_hot(path, [region], length)
+            assert np.array_equal(fetch_one_hot(packed, [region], length), want)
+    assert os.path.exists(f"{packed}.fai") and os.path.exists(f"{packed}.gzi")
+    assert n_runs(packed, "chr10")[0].tolist() == n_runs(path, "chr10")[0].tolist()
+
+
+def test_plain_gzip_fasta_is_refused_with_the_bgzip_command(genome, tmp_path):
+    import gzip
+
+    path, _ = genome
+    packed = tmp_path / "g.fa.gz"
+    packed.write_bytes(gzip.compress(open(path, "rb").read()))
+    with pytest.raises(PlrpError, match=r"not block-gzipped .*bgzip -@2 .*g\.fa") as err:
+        open_fasta(packed)
+    assert str(err.value).startswith(str(packed))
+    assert not os.path.exists(f"{packed}.fai")
+
+
+def test_rewritten_bgzip_fasta_is_reindexed(genome, tmp_path):
+    path, records = genome
+    packed = _bgzip(path, tmp_path / "g.fa.gz")
+    assert chrom_sizes(packed)["chr2"] == 1000
+    time.sleep(0.01)
+    _bgzip(write_fasta(tmp_path / "h.fa", {"chr2": records["chr2"][:600]}), packed)
+    past = time.time() - 100
+    for index in (f"{packed}.fai", f"{packed}.gzi"):
+        os.utime(index, (past, past))
+    assert chrom_sizes(packed) == {"chr2": 600}
 
 
 def test_missing_fasta(tmp_path):

@@ -86,9 +86,9 @@ def attribute_regions(
         params.pop("p_layers", None),
         params.pop("rules", None),
         device,
+        n_shuffles=params.pop("n_shuffles", None),
+        seed=seed,
     )
-    explainer.n_shuffles = int(params.pop("n_shuffles", 20))
-    explainer.seed = seed
     if params:
         raise PlrpError(
             f"unknown method parameter(s) {', '.join(sorted(params))} for method {method}. "
@@ -159,7 +159,7 @@ def attribute_arguments(parser):
 
 def attribute_main(args):
     from lrp.engine.allocator import keep_freed_memory
-    from lrp.engine.explain import METHODS
+    from lrp.engine.methods import METHODS
     from lrp.engine.model_io import check_model, load_model
     from lrp.genomics.genome import fetch_one_hot, open_fasta
     from lrp.genomics.regions import count_regions, read_regions

@@ -1,1 +1,1 @@
-"""The PLRP engine: an fx graph walk over a traced model, LRP rules and canonizers, pruning, targets and model loading. Imports nothing above itself, and neither pandas, matplotlib, pybedtools nor snakemake."""
+"""The PLRP engine: the table of attribution methods (:mod:`lrp.engine.methods`), an fx graph walk over a traced model, LRP rules and canonizers, pruning, targets and model loading. Imports nothing above itself, and neither pandas, matplotlib, pybedtools nor snakemake."""

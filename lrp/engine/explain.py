@@ -1,28 +1,35 @@
 """One entry point for every attribution method, so the pipeline compares them on equal terms."""
 
 import contextlib
-import logging
 
 import torch
 from tqdm.auto import tqdm
 
 from lrp.core.errors import PlrpError
 from lrp.engine.graph import backward, export_program, forward, plan
+from lrp.engine.methods import check_params, family_of
 from lrp.engine.model_io import model_source
 from lrp.engine.rules import composite as make_composite
 from lrp.engine.target import initial_relevance, normalize_target, select_output, target_scalar
 
-METHODS = ("lrp", "plrp-lambda", "plrp-m", "gradient-x-input", "deeplift-shap")
-DEFAULT_P_POS = 0.25
-log = logging.getLogger("plrp")
-
 
 class Explanation(dict):
-    """Result of :func:`explain` (a dict with attribute access).
+    """The result of :func:`explain` and :meth:`Explainer.explain_batch`: a dict of CPU tensors with attribute
+    access.
 
-    relevance: (N, 4, L) float32, zero on absent bases; hypothetical: (N, 4, L) float32, the factor ``g`` of
-    ``relevance = x * g`` for all four bases; target: (N,) the explained scalar ``f_t(x)``; layers: on request,
-    ``{layer name: (N, ...) relevance at that layer's input}``.
+    Attributes
+    ----------
+    relevance : torch.Tensor
+        (N, C, L) float32, in units of the explained scalar ``f_t(x)``; zero on absent bases (all-zero
+        columns). For the LRP family and DeepLIFT it sums per sequence to ``f_t(x)`` (bias-free models) or
+        ``f_t(x) - f_t(reference)``.
+    hypothetical : torch.Tensor
+        (N, C, L) float32, the factor ``g`` of ``relevance = x * g`` for every base, present or not.
+    target : torch.Tensor
+        (N,) float32, the explained scalar ``f_t(x)``.
+    layers : dict of str to torch.Tensor
+        Only with ``return_layers`` (LRP family): ``{layer name: (N, ...) float32 relevance at that linear
+        layer's input}``, after pruning.
     """
 
     __getattr__ = dict.__getitem__
@@ -40,7 +47,42 @@ def resolve_device(device="auto"):
 
 
 class Explainer:
-    """A model prepared once for LRP/PLRP (graph, plan, device); call :meth:`explain` batch by batch."""
+    """A model prepared once for one attribution method (graph, plan, device); explain batch by batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or torch.export.ExportedProgram
+        The model; never changed (a copy in eval mode is traced).
+    length : int
+        L, the input length in bases.
+    channels : int
+        C, the input channels (4 for one-hot DNA).
+    method : str
+        A method of :data:`lrp.engine.methods.METHODS`.
+    target : None, int or dict
+        The explained scalar per sequence (see :mod:`lrp.engine.target`).
+    p_pos, p_neg : float, optional
+        PLRP only: the shares of positive/negative relevance mass pruned at every hidden layer, in
+        ``[0, 1)``; defaults in :data:`lrp.engine.methods.DEFAULTS` (``p_neg = p_pos / 2``).
+    p_layers : dict, optional
+        PLRP only: ``{layer-name glob: p_pos | (p_pos, p_neg) | {p_pos, p_neg}}`` overrides.
+    rules : dict, optional
+        LRP family only: the composite (see :func:`lrp.engine.rules.composite`); ``None``: the default.
+    device : str
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``.
+    n_shuffles : int, optional
+        deeplift-shap only: dinucleotide-shuffled references per sequence (default 20).
+    seed : int
+        Seeds the shuffles of deeplift-shap (the other methods are deterministic).
+    batch_size : int
+        Sequences per batch of :meth:`explain` (a program exported at a fixed batch uses that one).
+
+    Raises
+    ------
+    PlrpError
+        An unknown method, a parameter the method does not take or out of range, or a model op that the
+        method cannot explain (before any work is done).
+    """
 
     def __init__(
         self,
@@ -54,24 +96,54 @@ class Explainer:
         p_layers=None,
         rules=None,
         device="auto",
+        n_shuffles=None,
+        seed=0,
+        batch_size=64,
     ):
-        if method not in METHODS:
-            raise PlrpError(f"unknown method {method!r}. Fix: choose one of {', '.join(METHODS)}")
-        self.method, self.device = method, resolve_device(device)
+        given = {
+            "p_pos": p_pos,
+            "p_neg": p_neg,
+            "p_layers": p_layers,
+            "rules": rules,
+            "n_shuffles": n_shuffles,
+        }
+        self.params = check_params(method, given)
+        self.method, self.family = method, family_of(method)
+        self.device = resolve_device(device)
         self.target = normalize_target(target)
         self.model = model
-        p_pos, p_neg = _proportions(method, p_pos, p_neg)
-        self.p_pos, self.p_neg = p_pos, p_neg
+        self.p_pos, self.p_neg = self.params.get("p_pos", 0.0), self.params.get("p_neg", 0.0)
+        self.n_shuffles, self.seed = self.params.get("n_shuffles"), seed
         self.program = export_program(model, length, channels)
         with _naming(model):
             self.plan = plan(
-                self.program, make_composite(rules), self.target, p_pos, p_neg, _p_layers(p_layers)
+                self.program,
+                make_composite(self.params.get("rules")),
+                self.target,
+                self.p_pos,
+                self.p_neg,
+                self.params.get("p_layers", {}),
             )
         self.plan.to(self.device)
         self.static_batch = self.plan.static_batch
+        self.batch_size = self.static_batch or batch_size
 
     def explain_batch(self, x, return_layers=False):
-        """x: (n, C, L) on any device -> :class:`Explanation` with tensors on the CPU."""
+        """Explain one batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (n, C, L) one-hot sequences on any device, n at most the batch size of a program exported at a
+            fixed batch (the batch is padded to it).
+        return_layers : bool
+            LRP family: also return the relevance at every linear layer's input.
+
+        Returns
+        -------
+        Explanation
+            relevance, hypothetical (n, C, L), target (n,) and maybe layers, on the CPU.
+        """
         n = x.shape[0]
         x = x.to(self.device, dtype=_dtype(self.program))
         if self.static_batch and n != self.static_batch:
@@ -79,8 +151,10 @@ class Explainer:
                 (self.static_batch - n,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device
             )
             x = torch.cat([x, pad])
-        if self.method in ("gradient-x-input", "deeplift-shap"):
-            out = self._gradient(x) if self.method == "gradient-x-input" else self._deeplift(x)
+        if self.family == "gradient":
+            out = self._gradient(x)
+        elif self.family == "reference":
+            out = self._deeplift(x)
         else:
             out = self._lrp(x, return_layers)
         return Explanation(
@@ -93,6 +167,40 @@ class Explainer:
                 for k, v in out.items()
             }
         )
+
+    def explain(self, x, return_layers=False, progress=False):
+        """Explain ``x`` in batches of :attr:`batch_size` and concatenate the results.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, C, L) one-hot sequences.
+        return_layers : bool
+            As in :meth:`explain_batch`.
+        progress : bool
+            Show a progress bar (one step per batch).
+
+        Returns
+        -------
+        Explanation
+            relevance, hypothetical (N, C, L), target (N,) and maybe layers, on the CPU.
+        """
+        parts = [
+            self.explain_batch(x[start : start + self.batch_size], return_layers)
+            for start in tqdm(
+                range(0, x.shape[0], self.batch_size),
+                disable=not progress,
+                desc=self.method,
+                unit="batch",
+            )
+        ]
+        out = Explanation()
+        for key in parts[0]:
+            if key == "layers":
+                out[key] = {k: torch.cat([p[key][k] for p in parts]) for k in parts[0][key]}
+            else:
+                out[key] = torch.cat([p[key] for p in parts])
+        return out
 
     @torch.no_grad()
     def _lrp(self, x, return_layers):
@@ -123,7 +231,7 @@ class Explainer:
             "target": f.detach().float(),
         }
 
-    def _deeplift(self, x, n_shuffles=20, seed=0):
+    def _deeplift(self, x):
         from tangermeme.deep_lift_shap import deep_lift_shap
 
         if isinstance(self.model, torch.export.ExportedProgram):
@@ -155,8 +263,6 @@ class Explainer:
         )
         hyp = hyp.to(x.device)
         return {"relevance": (hyp * x).float(), "hypothetical": hyp.float(), "target": f.float()}
-
-    n_shuffles, seed = 20, 0
 
 
 class _TargetModule(torch.nn.Module):
@@ -207,31 +313,6 @@ def _dtype(program):
     return torch.float32
 
 
-def _proportions(method, p_pos, p_neg):
-    if method not in ("plrp-lambda", "plrp-m"):
-        return 0.0, 0.0
-    p_pos = DEFAULT_P_POS if p_pos is None else float(p_pos)
-    p_neg = p_pos / 2 if p_neg is None else float(p_neg)
-    for name, p in (("p_pos", p_pos), ("p_neg", p_neg)):
-        if not 0 <= p < 1:
-            raise PlrpError(f"{name} = {p} is outside [0, 1). Fix: choose a proportion like 0.25")
-    return p_pos, p_neg
-
-
-def _p_layers(p_layers):
-    out = {}
-    for name, value in (p_layers or {}).items():
-        if isinstance(value, (int, float)):
-            value = (value, value / 2)
-        elif isinstance(value, dict):
-            value = (value.get("p_pos", 0.0), value.get("p_neg", value.get("p_pos", 0.0) / 2))
-        pp, pn = (float(v) for v in value)
-        if not (0 <= pp < 1 and 0 <= pn < 1):
-            raise PlrpError(f"p_layers[{name!r}] = {value} is outside [0, 1)")
-        out[name] = (pp, pn)
-    return out
-
-
 def explain(
     model,
     x,
@@ -244,43 +325,54 @@ def explain(
     batch_size=64,
     device="auto",
     return_layers=False,
-    n_shuffles=20,
+    n_shuffles=None,
     seed=0,
     progress=False,
 ):
-    """Explain ``f_t(x)`` of ``model`` on one-hot sequences.
+    """Explain ``f_t(x)`` of ``model`` on one-hot sequences with one attribution method.
 
-    model: an ``nn.Module`` (never changed; a copy in eval mode is traced) or a ``torch.export`` program.
-    x: (N, 4, L) one-hot (all-zero columns for N) as a tensor or numpy array.
-    method: one of ``lrp``, ``plrp-lambda``, ``plrp-m``, ``gradient-x-input``, ``deeplift-shap``.
-    target: which output scalar to explain (see :mod:`lrp.engine.target`). p_pos/p_neg: PLRP's pruned proportions
-    of positive/negative relevance mass (defaults 0.25 and p_pos / 2); p_layers: per-layer overrides
-    ``{glob: p_pos | (p_pos, p_neg)}``. rules: the LRP composite (see :func:`lrp.engine.rules.composite`).
-    Returns an :class:`Explanation` of CPU tensors: relevance and hypothetical (N, 4, L), target (N,) and,
-    with ``return_layers``, the relevance at every linear layer's input.
+    Parameters
+    ----------
+    model : torch.nn.Module or torch.export.ExportedProgram
+        The model; never changed (a copy in eval mode is traced).
+    x : torch.Tensor or numpy.ndarray
+        (N, C, L) one-hot sequences (C = 4 for DNA; all-zero columns for N).
+    method : str
+        ``lrp``, ``plrp-lambda``, ``plrp-m``, ``gradient-x-input`` or ``deeplift-shap``
+        (:data:`lrp.engine.methods.METHODS`).
+    target : None, int or dict
+        Which output scalar to explain (see :mod:`lrp.engine.target`).
+    p_pos, p_neg, p_layers, rules, n_shuffles, seed, device :
+        As for :class:`Explainer`; a parameter the method does not take raises :class:`PlrpError`.
+    batch_size : int
+        Sequences per batch.
+    return_layers : bool
+        LRP family: also return the relevance at every linear layer's input.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Explanation
+        CPU tensors: relevance and hypothetical (N, C, L) float32 in units of ``f_t``, target (N,) and,
+        with ``return_layers``, ``layers``.
     """
     x = torch.as_tensor(x)
     if x.dim() != 3:
         raise PlrpError(f"x must be (N, channels, length); got shape {tuple(x.shape)}")
     explainer = Explainer(
-        model, x.shape[2], x.shape[1], method, target, p_pos, p_neg, p_layers, rules, device
+        model,
+        x.shape[2],
+        x.shape[1],
+        method,
+        target,
+        p_pos,
+        p_neg,
+        p_layers,
+        rules,
+        device,
+        n_shuffles=n_shuffles,
+        seed=seed,
+        batch_size=batch_size,
     )
-    explainer.n_shuffles, explainer.seed = n_shuffles, seed
-    return explain_batches(explainer, x, batch_size, return_layers, progress)
-
-
-def explain_batches(explainer, x, batch_size=64, return_layers=False, progress=False):
-    """Run a prepared :class:`Explainer` over ``x`` (N, C, L) in batches; concatenate the results."""
-    batch = explainer.static_batch or batch_size
-    parts = []
-    for start in tqdm(
-        range(0, x.shape[0], batch), disable=not progress, desc=explainer.method, unit="batch"
-    ):
-        parts.append(explainer.explain_batch(x[start : start + batch], return_layers))
-    out = Explanation()
-    for key in parts[0]:
-        if key == "layers":
-            out[key] = {k: torch.cat([p[key][k] for p in parts]) for k in parts[0][key]}
-        else:
-            out[key] = torch.cat([p[key] for p in parts])
-    return out
+    return explainer.explain(x, return_layers, progress)

@@ -1,13 +1,14 @@
 """The model as a graph of aten ops, and the LRP walk over it.
 
 Any model, a Python ``nn.Module`` or a loaded ``torch.export`` program (``.pt2``), becomes an exported fx graph of
-aten ops. :func:`plan` classifies every node that carries the input's signal, merges BatchNorm into the linear
-layer before it and picks each layer's rule; an op it cannot explain raises an error naming it before any work
-is done. :func:`forward` runs the graph keeping every activation; :func:`backward` walks it in reverse and
-redistributes relevance:
+aten ops. :func:`plan` classifies every node that carries the input's signal (the op kinds are in
+:mod:`lrp.engine.ops`), runs the canonizers (:mod:`lrp.engine.canonizers`: BatchNorm merged into the linear
+layer before it) and picks each layer's and op's rule from the composite (:mod:`lrp.engine.rules`); an op it
+cannot explain raises an error naming it before any work is done. :func:`forward` runs the graph keeping every
+activation; :func:`backward` walks it in reverse and redistributes relevance by those rules:
 
 - linear layers (Conv1d, Linear, addmm/mm/matmul with constant weights), BatchNorm merged in: the layer's rule
-  (epsilon, z-plus, gamma; see :mod:`lrp.engine.rules`), then PLRP pruning of the relevance at their input;
+  (epsilon, z-plus, gamma), then PLRP pruning of the relevance at their input;
 - parameter-free linear ops (``x + y``, ``x - y``, scaling, means, sums, average pools, standalone BatchNorm):
   the epsilon rule, so a residual sum splits ``R`` in proportion to its terms;
 - element-wise activations and eval-mode dropout: relevance passes unchanged;
@@ -24,109 +25,27 @@ import torch.nn.functional as F
 from torch import fx
 
 from lrp.core.errors import PlrpError
+from lrp.engine.canonizers import MergeBatchNorm
 from lrp.engine.conv import conv1d, conv1d_input_vjp
+from lrp.engine.ops import (
+    BATCHNORM_OPS,
+    IDENTITY_OPS,
+    KEEP_SIGN_OPS,
+    LAYER_OPS,
+    LINEAR_OPS,
+    NONNEG_OPS,
+    PASS_OPS,
+    ROUTE_OPS,
+    layer_name,
+    nodes_in,
+    packet,
+    resolve,
+    tensor_valued,
+)
 from lrp.engine.prune import prune, rescale_kept, zero_pruned
-from lrp.engine.rules import divide_stabilized, linear_rule_factor, split_sum
 from lrp.engine.target import select_output
 
 aten = torch.ops.aten
-
-LAYER_OPS = {aten.conv1d, aten.convolution, aten.linear, aten.addmm, aten.mm, aten.matmul}
-BATCHNORM_OPS = {aten.batch_norm, aten._native_batch_norm_legit_no_training}
-# ops that pass the signal through unchanged in eval mode (the hypothetical scores may follow them too)
-IDENTITY_OPS = {
-    aten.clone,
-    aten.alias,
-    aten.contiguous,
-    aten._to_copy,
-    aten.lift_fresh_copy,
-    aten.dropout,
-    aten.feature_dropout,
-    aten.alpha_dropout,
-    aten.to,
-}
-# element-wise activations and identities: relevance passes unchanged
-PASS_OPS = IDENTITY_OPS | {
-    aten.relu,
-    aten.leaky_relu,
-    aten.elu,
-    aten.gelu,
-    aten.softplus,
-    aten.silu,
-    aten.sigmoid,
-    aten.tanh,
-    aten.hardtanh,
-    aten.relu6,
-    aten.celu,
-    aten.selu,
-    aten.mish,
-    aten.hardswish,
-    aten.hardsigmoid,
-    aten.prelu,
-}
-ROUTE_OPS = {
-    aten.view,
-    aten.reshape,
-    aten._unsafe_view,
-    aten.flatten,
-    aten.unflatten,
-    aten.squeeze,
-    aten.unsqueeze,
-    aten.permute,
-    aten.transpose,
-    aten.t,
-    aten.slice,
-    aten.select,
-    aten.narrow,
-    aten.cat,
-    aten.stack,
-    aten.split,
-    aten.split_with_sizes,
-    aten.chunk,
-    aten.unbind,
-    aten.expand,
-    aten.repeat,
-    aten.max_pool1d,
-    aten.max_pool1d_with_indices,
-    aten.adaptive_max_pool1d,
-    aten.amax,
-    aten.max,
-    aten.constant_pad_nd,
-    aten.pad,
-    aten.flip,
-    aten.roll,
-    aten.index_select,
-    aten.view_copy,
-    aten.squeeze_copy,
-    aten.unsqueeze_copy,
-    aten.permute_copy,
-    aten.slice_copy,
-    aten.expand_copy,
-}
-LINEAR_OPS = {
-    aten.add,
-    aten.sub,
-    aten.rsub,
-    aten.mul,
-    aten.div,
-    aten.neg,
-    aten.mean,
-    aten.sum,
-    aten.avg_pool1d,
-    aten.adaptive_avg_pool1d,
-}
-
-
-def _packet(node):
-    target = node.target
-    return getattr(target, "overloadpacket", target)
-
-
-def _nodes_in(value):
-    """The fx nodes inside a (possibly nested) argument."""
-    out = []
-    fx.node.map_arg(value, out.append)
-    return out
 
 
 @dataclass
@@ -163,8 +82,8 @@ class Plan:
     convs: dict = field(default_factory=dict)  # conv node -> (stride, padding, dilation, groups)
     absorbed: set = field(default_factory=set)
     input_path: set = field(default_factory=set)
+    rules: dict = field(default_factory=dict)  # other live op -> its lrp.engine.rules.OpRule
     static_batch: int = None
-    eps: float = 1e-6  # epsilon of the parameter-free linear ops
 
     def to(self, device):
         """Move the constants and the layers' (merged) weights to ``device``; the program is not touched."""
@@ -203,43 +122,70 @@ def export_program(model, length, channels=4, example_batch=2):
             ) from err
 
 
-def _tensor_valued(node):
-    """Whether a node outputs tensors (not sizes or other symbolic scalars)."""
-    val = node.meta.get("val")
-    if val is None:
-        return True
-    if isinstance(val, (tuple, list)):
-        return any(isinstance(v, torch.Tensor) for v in val)
-    return isinstance(val, torch.Tensor)
+CANONIZERS = (MergeBatchNorm(),)
 
 
-def _layer_name(node):
-    stack = node.meta.get("nn_module_stack")
-    if stack:
-        path = list(stack.values())[-1][0]
-        for prefix in ("L__self___", "L['self']."):
-            path = path.replace(prefix, "")
-        return path or node.name
-    return node.name
-
-
-def _scalar_or_const(value, consts):
-    return not isinstance(value, fx.Node) or value in consts
-
-
-def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_batchnorm=True):
+def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, canonizers=CANONIZERS):
     """Classify the part of ``program``'s graph that computes the explained output for the LRP walk; raise
     :class:`PlrpError` on an op it can't explain.
 
-    target: the normalized target (:func:`lrp.engine.target.normalize_target`); only its ``output`` is used here.
-    Nodes that only feed other outputs (a profile head when the counts are explained) are neither run nor
-    pruned: the explanation of one output does not depend on the model's other heads.
-    p_layers: ``{layer-name glob: (p_pos, p_neg)}`` overrides of the pruning proportions.
+    The plan is built by passes, in order: inputs and constants, the explained output, the signal's nodes,
+    classification (layers and op rules), the canonizers, first layers, layer rules, pruning proportions,
+    convolution arguments and the input path.
+
+    Parameters
+    ----------
+    program : torch.export.ExportedProgram
+        The model's graph (:func:`export_program`).
+    composite : lrp.engine.rules.Composite
+        The rules of the layers and ops.
+    target : dict
+        The normalized target (:func:`lrp.engine.target.normalize_target`); only its ``output`` is used.
+    p_pos, p_neg : float
+        The pruned shares of positive/negative relevance mass at every hidden layer's input.
+    p_layers : dict, optional
+        ``{layer-name glob: (p_pos, p_neg)}`` overrides of the pruning proportions.
+    canonizers : sequence
+        Objects with ``apply(plan)`` (:mod:`lrp.engine.canonizers`), run on the classified plan.
+
+    Returns
+    -------
+    Plan
+        Nodes that only feed other outputs (a profile head when the counts are explained) are neither run
+        nor pruned: the explanation of one output does not depend on the model's other heads.
     """
+    x_node, consts = _inputs_and_constants(program)
+    output = _explained_output(program, x_node, target)
+    activations = _signal(program.graph, x_node)
+    p = Plan(
+        program,
+        x_node,
+        output,
+        _needed(program.graph, output),
+        consts,
+        activations,
+        _live(output, activations),
+    )
+    val = x_node.meta.get("val")
+    if val is not None and isinstance(val.shape[0], int):
+        p.static_batch = int(val.shape[0])
+    _classify(p, composite)
+    for canonizer in canonizers:
+        canonizer.apply(p)
+    _mark_first_layers(p)
+    _choose_layer_rules(p, composite)
+    _pruning_proportions(p, p_pos, p_neg, p_layers or {})
+    p.convs = {layer.node: layer.conv_args for layer in p.layers.values() if layer.kind == "conv"}
+    p.input_path = _input_path(p)
+    return p
+
+
+def _inputs_and_constants(program):
+    """The model's one sequence input node, and ``{node: tensor}`` of its parameters, buffers and
+    constants (placeholders and ``get_attr`` nodes)."""
     graph = program.graph
-    sig = program.graph_signature
     values = {}
-    for spec in sig.input_specs:
+    for spec in program.graph_signature.input_specs:
         if spec.kind.name == "USER_INPUT":
             continue
         name = spec.target
@@ -252,13 +198,16 @@ def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_
         raise PlrpError(
             f"the model takes {len(user)} inputs; plrp explains models of one sequence input"
         )
-    x_node = user[0]
     consts = {n: values[n.name] for n in placeholders if n.name in values}
-    get_attrs = [n for n in graph.nodes if n.op == "get_attr"]
-    for n in get_attrs:
-        consts[n] = getattr(program.graph_module, n.target)
+    for n in graph.nodes:
+        if n.op == "get_attr":
+            consts[n] = getattr(program.graph_module, n.target)
+    return user[0], consts
 
-    output_node = next(n for n in graph.nodes if n.op == "output")
+
+def _explained_output(program, x_node, target):
+    """The output node the target names; an output that is the input or a constant is an error."""
+    output_node = next(n for n in program.graph.nodes if n.op == "output")
     outputs = (
         list(output_node.args[0])
         if isinstance(output_node.args[0], (tuple, list))
@@ -268,7 +217,6 @@ def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_
     names = list(range(len(outputs)))
     if spec is not None and spec.type is dict:
         names = list(spec.context)
-
     which = select_output(outputs, names, target)
     output = outputs[which]
     if not isinstance(output, fx.Node) or output is x_node:
@@ -276,130 +224,132 @@ def plan(program, composite, target, p_pos=0.0, p_neg=0.0, p_layers=None, merge_
             f"output {names[which]!r} of the model is the input or a constant, nothing to explain. Fix: set "
             "target.output to an output the model computes from the sequence"
         )
+    return output
+
+
+def _signal(graph, x_node):
+    """The activations: the input and every tensor-valued op computed from it."""
     activations = {x_node}
     for n in graph.nodes:
         if (
             n.op == "call_function"
-            and _tensor_valued(n)
-            and any(a in activations for a in _nodes_in((n.args, n.kwargs)))
+            and tensor_valued(n)
+            and any(a in activations for a in nodes_in((n.args, n.kwargs)))
         ):
             activations.add(n)
-    needed = set()  # every node the output is computed from
+    return activations
+
+
+def _needed(graph, output):
+    """The ``call_function`` nodes the output is computed from, in graph order (what :func:`forward` runs)."""
+    needed = set()
     stack = [output]
     while stack:
         n = stack.pop()
         if n not in needed:
             needed.add(n)
-            stack.extend(_nodes_in((n.args, n.kwargs)))
-    live = set()  # the nodes the signal reaches the output through
+            stack.extend(nodes_in((n.args, n.kwargs)))
+    return [n for n in graph.nodes if n in needed and n.op == "call_function"]
+
+
+def _live(output, activations):
+    """The activations the signal reaches the output through (what the walk visits)."""
+    live = set()
     stack = [output]
     while stack:
         n = stack.pop()
         if n not in live and n in activations:
             live.add(n)
-            stack.extend(_nodes_in((n.args, n.kwargs)))
-    nodes = [n for n in graph.nodes if n in needed and n.op == "call_function"]
+            stack.extend(nodes_in((n.args, n.kwargs)))
+    return live
 
-    p = Plan(program, x_node, output, nodes, consts, activations, live, eps=composite.eps)
-    val = x_node.meta.get("val")
-    if val is not None and isinstance(val.shape[0], int):
-        p.static_batch = int(val.shape[0])
 
-    def users(n):
-        return [u for u in n.users if u in live]
-
-    # linear layers, BatchNorm merge
-    for n in graph.nodes:
-        if n not in live or n.op != "call_function":
+def _classify(p, composite):
+    """Every live op becomes a :class:`Layer` (``p.layers``) or gets its op rule (``p.rules``); an op
+    with no rule, training-mode BatchNorm or dropout, or a product of two signals is an error."""
+    for n in p.program.graph.nodes:
+        if n not in p.live or n.op != "call_function":
             continue
-        op = _packet(n)
+        op = packet(n)
         if op is operator.getitem:
             continue
         if op in LAYER_OPS:
-            p.layers[n] = _make_layer(n, op, consts)
-        elif op in BATCHNORM_OPS:
+            p.layers[n] = _make_layer(n, op, p.consts)
+            continue
+        if op in BATCHNORM_OPS:
             training = n.args[5] if op is aten.batch_norm and len(n.args) > 5 else False
             if training:
                 raise PlrpError(
-                    f"BatchNorm '{_layer_name(n)}' runs in training mode. Fix: export model.eval()"
+                    f"BatchNorm '{layer_name(n)}' runs in training mode. Fix: export model.eval()"
                 )
         elif op in PASS_OPS:
             if op is aten.dropout and len(n.args) > 2 and n.args[2]:
                 raise PlrpError(
-                    f"dropout '{_layer_name(n)}' runs in training mode. Fix: export model.eval()"
+                    f"dropout '{layer_name(n)}' runs in training mode. Fix: export model.eval()"
                 )
-        elif op in ROUTE_OPS or op in LINEAR_OPS:
-            if op in (aten.mul, aten.div):
-                acts = [a for a in _nodes_in(n.args) if a in activations]
-                if len(acts) > 1 or (op is aten.div and n.args[1] in activations):
-                    raise PlrpError(
-                        f"op {n.target} ('{n.name}' in '{_layer_name(n)}') multiplies two signals, which LRP "
-                        "has no rule for here. Fix: explain a model without gating, or ask for a rule"
-                    )
-        else:
+        elif op in (aten.mul, aten.div):
+            acts = [a for a in nodes_in(n.args) if a in p.activations]
+            if len(acts) > 1 or (op is aten.div and n.args[1] in p.activations):
+                raise PlrpError(
+                    f"op {n.target} ('{n.name}' in '{layer_name(n)}') multiplies two signals, which LRP "
+                    "has no rule for here. Fix: explain a model without gating, or ask for a rule"
+                )
+        elif op not in ROUTE_OPS and op not in LINEAR_OPS:
             raise PlrpError(
-                f"op {n.target} ('{n.name}' in module '{_layer_name(n)}') has no LRP rule in plrp. Fix: "
+                f"op {n.target} ('{n.name}' in module '{layer_name(n)}') has no LRP rule in plrp. Fix: "
                 "use supported layers (Conv1d, Linear, BatchNorm1d, pooling, element-wise activations, "
                 "residual sums, reshapes, slicing, cat) or open an issue naming this op"
             )
-    if merge_batchnorm:
-        for layer in list(p.layers.values()):
-            us = users(layer.node)
-            if len(us) == 1 and _packet(us[0]) in BATCHNORM_OPS and us[0].args[0] is layer.node:
-                bn = us[0]
-                out = bn
-                if _packet(bn) is aten._native_batch_norm_legit_no_training:
-                    gets = users(bn)
-                    if len(gets) != 1 or gets[0].args[1] != 0:
-                        continue
-                    out = gets[0]
-                _merge_batchnorm(layer, bn, consts)
-                del p.layers[layer.node]
-                p.absorbed.update({layer.node, bn} - {out})
-                layer.out = out
-                p.layers[out] = layer
+        kind = "pass" if op in PASS_OPS else "route" if op in ROUTE_OPS else "sum"
+        p.rules[n] = composite.op_rule(kind)
 
-    # first layers: no linear layer upstream
+
+def _mark_first_layers(p):
+    """``layer.is_first``: no linear layer upstream (the layer reads the sequence, maybe reshaped)."""
     layer_nodes = {layer.node for layer in p.layers.values()}
     upstream = {}
-    for n in graph.nodes:
-        if n not in activations:
+    for n in p.program.graph.nodes:
+        if n not in p.activations:
             continue
-        ins = [a for a in _nodes_in((n.args, n.kwargs)) if a in activations]
+        ins = [a for a in nodes_in((n.args, n.kwargs)) if a in p.activations]
         upstream[n] = any(upstream.get(a, False) or a in layer_nodes for a in ins)
     for layer in p.layers.values():
         layer.is_first = not upstream.get(layer.node, False)
+
+
+def _choose_layer_rules(p, composite):
+    """``layer.rule`` from the composite, and ``layer.nonneg_input`` (its input is >= 0 by the graph)."""
+    for layer in p.layers.values():
         layer.rule = composite.rule_for(layer.name, layer.kind, layer.is_first)
-        layer.nonneg_input = _nonnegative(layer.input, activations)
+        layer.nonneg_input = _nonnegative(layer.input, p.activations)
+
+
+def _pruning_proportions(p, p_pos, p_neg, p_layers):
+    """``layer.p_pos, layer.p_neg``: the first layers' inputs are never pruned; the first ``p_layers``
+    glob matching a layer's name overrides the global proportions."""
+    for layer in p.layers.values():
         layer.p_pos, layer.p_neg = (0.0, 0.0) if layer.is_first else (p_pos, p_neg)
-        for pattern, (pp, pn) in (p_layers or {}).items():
+        for pattern, (pp, pn) in p_layers.items():
             if not layer.is_first and fnmatch.fnmatchcase(layer.name, pattern):
                 layer.p_pos, layer.p_neg = pp, pn
                 break
 
-    p.convs = {layer.node: layer.conv_args for layer in p.layers.values() if layer.kind == "conv"}
 
-    # the input path: the input and identity/routing ops on it, up to the first layers
-    p.input_path = {x_node}
-    for n in graph.nodes:
-        if n in live and n not in p.layers and n not in p.absorbed:
-            op = _packet(n)
-            ins = [a for a in _nodes_in((n.args, n.kwargs)) if a in activations]
+def _input_path(p):
+    """The input and the identity/routing ops on it up to the first layers (where the hypothetical
+    scores' factor is followed)."""
+    path = {p.input}
+    for n in p.program.graph.nodes:
+        if n in p.live and n not in p.layers and n not in p.absorbed:
+            op = packet(n)
+            ins = [a for a in nodes_in((n.args, n.kwargs)) if a in p.activations]
             if (
                 (op in IDENTITY_OPS or op in ROUTE_OPS or op is operator.getitem)
                 and ins
-                and all(a in p.input_path for a in ins)
+                and all(a in path for a in ins)
             ):
-                p.input_path.add(n)
-    return p
-
-
-NONNEG_OPS = {aten.relu, aten.relu6, aten.sigmoid, aten.softplus, aten.hardsigmoid}
-# outputs >= 0 where every signal input is: routing (padding with zeros), sums, means, average pools
-KEEP_SIGN_OPS = (IDENTITY_OPS | ROUTE_OPS | {aten.mean, aten.sum, aten.avg_pool1d}) - {
-    aten.constant_pad_nd,
-    aten.pad,
-}
+                path.add(n)
+    return path
 
 
 def _nonnegative(node, activations, memo=None):
@@ -409,8 +359,8 @@ def _nonnegative(node, activations, memo=None):
     if node in memo:
         return memo[node]
     memo[node] = False  # cycles cannot occur in an fx graph; this also bounds the recursion
-    op = _packet(node) if node.op == "call_function" else None
-    ins = [a for a in _nodes_in((node.args, node.kwargs)) if a in activations]
+    op = packet(node) if node.op == "call_function" else None
+    ins = [a for a in nodes_in((node.args, node.kwargs)) if a in activations]
     if op in NONNEG_OPS:
         result = True
     elif op is operator.getitem or op in KEEP_SIGN_OPS or op is aten.adaptive_avg_pool1d:
@@ -425,7 +375,7 @@ def _nonnegative(node, activations, memo=None):
 
 def _make_layer(n, op, consts):
     args = list(n.args) + [None] * 9
-    name = _layer_name(n)
+    name = layer_name(n)
 
     def const(value, what):
         if value is None:
@@ -497,34 +447,13 @@ def _make_layer(n, op, consts):
     return Layer(n, n, name, "linear", False, args[0], weight.t(), None)
 
 
-def _merge_batchnorm(layer, bn, consts):
-    """Fold an eval-mode BatchNorm into the layer's weight and bias (on copies)."""
-    a = list(bn.args) + [None] * 9
-    if _packet(bn) is aten.batch_norm:
-        weight, bias, mean, var, eps = a[1], a[2], a[3], a[4], a[7]
-    else:
-        weight, bias, mean, var, eps = a[1], a[2], a[3], a[4], a[6]
-    mean, var = consts[mean], consts[var]
-    gamma = consts[weight] if weight is not None else torch.ones_like(mean)
-    beta = consts[bias] if bias is not None else torch.zeros_like(mean)
-    scale = gamma / torch.sqrt(var + eps)
-    shape = (-1,) + (1,) * (layer.weight.dim() - 1)
-    b = layer.bias if layer.bias is not None else torch.zeros_like(mean)
-    layer.weight = layer.weight * scale.reshape(shape)
-    layer.bias = (b - mean) * scale + beta
-
-
-def _resolve(value, env):
-    return fx.node.map_arg(value, lambda n: env[n])
-
-
 def forward(plan, x):
     """Run the graph on ``x`` (N, C, L) as far as the explained output needs; return ``env``: node -> value.
     Convolutions run through :func:`lrp.engine.conv.conv1d` (its fast path for few output channels)."""
     env = dict(plan.consts)
     env[plan.input] = x
     for n in plan.nodes:
-        args, kwargs = _resolve(n.args, env), _resolve(n.kwargs, env)
+        args, kwargs = resolve(n.args, env), resolve(n.kwargs, env)
         if n in plan.convs:
             bias = kwargs.get("bias", args[2] if len(args) > 2 else None)
             env[n] = conv1d(args[0], args[1], bias, *plan.convs[n])
@@ -548,6 +477,7 @@ def _conv_vjp(a, conv_args):
 
 
 def _layer_factor(layer, a, relevance, z):
+    """The factor of ``R_in = a * factor`` at ``layer`` by its rule."""
     if layer.kind == "conv":
         apply, vjp = _conv_apply(layer.conv_args), _conv_vjp(a, layer.conv_args)
     else:
@@ -558,34 +488,9 @@ def _layer_factor(layer, a, relevance, z):
         def vjp(s, w):
             return s @ w
 
-    factor = linear_rule_factor(
-        layer.rule, a, relevance, layer.weight, layer.bias, apply, vjp, z, layer.nonneg_input
+    return layer.rule.factor(
+        a, relevance, layer.weight, layer.bias, apply, vjp, z, layer.nonneg_input
     )
-    return factor, apply, vjp
-
-
-def _vjp(node, env, inputs, grads_out, override=None):
-    """Vector-Jacobian product of ``node`` w.r.t. its activation ``inputs``, given output cotangents.
-
-    override: ``{node: tensor}`` values to use instead of ``env`` (PLRP-M's masked activations).
-    """
-    local = dict(env)
-    local.update(override or {})
-    leaves = {a: local[a].detach().requires_grad_() for a in inputs}
-    local.update(leaves)
-    with torch.enable_grad():
-        out = node.target(*_resolve(node.args, local), **_resolve(node.kwargs, local))
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        pairs = [
-            (o, g) for o, g in zip(outs, grads_out) if g is not None and isinstance(o, torch.Tensor)
-        ]
-        grads = torch.autograd.grad(
-            [o for o, _ in pairs],
-            [leaves[a] for a in inputs],
-            [g for _, g in pairs],
-            allow_unused=True,
-        )
-    return out, [torch.zeros_like(env[a]) if g is None else g for a, g in zip(inputs, grads)]
 
 
 def propagate(plan, env, n, r, override=None):
@@ -596,44 +501,14 @@ def propagate(plan, env, n, r, override=None):
     override: ``{input node: masked activation}`` to recompute with (PLRP-M).
     """
     override = override or {}
-    op = _packet(n)
     if n in plan.layers:
         layer = plan.layers[n]
         a = override.get(layer.input, env[layer.input])
         z = None if layer.input in override else env[n]
-        factor, _, _ = _layer_factor(layer, a, r, z)
+        factor = _layer_factor(layer, a, r, z)
         return {layer.input: (a * factor, factor)}
-    acts = [a for a in dict.fromkeys(_nodes_in((n.args, n.kwargs))) if a in plan.activations]
-    rs = r if isinstance(r, list) else [r]
-    if op in PASS_OPS:
-        return {acts[0]: (r, None)}
-    if op in ROUTE_OPS:
-        _, grads = _vjp(n, env, acts, rs)
-        return {a: (g, None) for a, g in zip(acts, grads)}
-    # parameter-free linear ops and standalone BatchNorm: the epsilon rule
-    if (
-        op is aten.add
-        and not n.kwargs
-        and len(acts) == 2
-        and all(env[a].shape == env[n].shape for a in acts)
-    ):  # a residual sum, the common case: no autograd needed
-        vals = [override.get(a, env[a]) for a in acts]
-        out = vals[0] + vals[1] if override else env[n]
-        if not any(a in plan.input_path for a in acts):  # the factor s is not needed: one pass
-            r_u, r_v = split_sum(r, out, vals[0], vals[1], plan.eps)
-            return {acts[0]: (r_u, None), acts[1]: (r_v, None)}
-        s = divide_stabilized(r, out, plan.eps)
-        return {a: (v * s, s) for a, v in zip(acts, vals)}
-    if override:
-        local = dict(env)
-        local.update(override)
-        out = n.target(*_resolve(n.args, local), **_resolve(n.kwargs, local))
-    else:
-        out = env[n]
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    s = divide_stabilized(rs[0], out, plan.eps)
-    _, grads = _vjp(n, env, acts, [s], override)
-    return {a: (override.get(a, env[a]) * g, g) for a, g in zip(acts, grads)}
+    acts = [a for a in dict.fromkeys(nodes_in((n.args, n.kwargs))) if a in plan.activations]
+    return plan.rules[n].relevance(n, env, acts, r, override, plan.input_path)
 
 
 def backward(plan, env, initial, method="lrp", return_layers=False):
@@ -679,7 +554,7 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
                 )
         if layer is not None and return_layers:
             layers[layer.name] = r.detach()
-        if _packet(n) is operator.getitem:
+        if packet(n) is operator.getitem:
             parent, i = n.args
             slot = relevance.setdefault(parent, [None] * len(env[parent]))
             slot[i] = r if slot[i] is None else slot[i] + r
@@ -693,8 +568,7 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
                 sent.setdefault(a, []).append((n, r, r_a))
             if a in plan.input_path:
                 if factor is None and c_out is not None:  # identity/routing: the factor follows
-                    cs = c_out if isinstance(c_out, list) else [c_out]
-                    factor = c_out if _packet(n) in PASS_OPS else _vjp(n, env, [a], cs)[1][0]
+                    factor = plan.rules[n].factor_through(n, env, a, c_out)
                 if factor is not None:
                     add(factors, a, factor)
     x = env[plan.input]

@@ -1,37 +1,215 @@
-"""LRP rules for linear layers and the composite that picks one per layer.
+"""LRP rules as objects, and the composite that picks one per layer and op.
 
 A *linear layer* computes ``z = W a + b`` (Linear, Conv1d of any stride/padding/dilation/groups, BatchNorm
-merged in). Each rule returns the factor ``c`` with ``R_in = a * c``:
+merged in). Its rule (a :class:`LayerRule`) returns the factor ``c`` with ``R_in = a * c``:
 
-- ``epsilon``: ``c = W^T (R / stab(z))`` with ``stab(z) = z + eps * sign(z)`` (``sign(0) = 1``).
-- ``zplus``: positive contributions only. ``c = W+^T (R / stab(z+))`` with ``z+ = W+ a`` for ``a >= 0``;
-  for signed inputs the zennit form ``(a+ W+ + a- W-)`` is used, which equals the spec where ``a >= 0``.
-- ``gamma``: the epsilon rule with ``W -> W + gamma W+`` and ``b -> b + gamma b+``.
+- :class:`Epsilon` (``epsilon``): ``c = W^T (R / stab(z))`` with ``stab(z) = z + eps * sign(z)``
+  (``sign(0) = 1``).
+- :class:`ZPlus` (``zplus``): positive contributions only. ``c = W+^T (R / stab(z+))`` with ``z+ = W+ a``
+  for ``a >= 0``; for signed inputs the zennit form ``(a+ W+ + a- W-)`` is used, which equals the spec where
+  ``a >= 0``.
+- :class:`Gamma` (``gamma``): the epsilon rule with ``W -> W + gamma W+`` and ``b -> b + gamma b+``.
+
+The other ops on the signal's path get an :class:`OpRule`:
+
+- :class:`PassThrough`: element-wise activations and identities; relevance passes unchanged.
+- :class:`Route`: reshapes, slicing, ``cat``, max pooling, padding; relevance follows the op's own routing
+  (its vector-Jacobian product), which is exact for them.
+- :class:`SumEpsilon`: parameter-free linear ops (``x + y``, scaling, means, average pools, standalone
+  BatchNorm); the epsilon rule, so a residual sum splits ``R`` in proportion to its terms.
+
+A layer rule is registered under its config name (``rules: {conv: zplus}``) by :func:`register`; a new rule
+is one class with that decorator.
 """
 
 import fnmatch
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numba
 import torch
 
+from lrp.core.errors import PlrpError
 from lrp.engine import kernels
+from lrp.engine.ops import node_vjp, resolve
 
-RULES = ("epsilon", "zplus", "gamma")
+RULES = {}  # config name -> LayerRule class
+
+
+def register(cls):
+    """Class decorator: make a :class:`LayerRule` available under its config name ``cls.name``."""
+    RULES[cls.name] = cls
+    return cls
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One LRP rule with its parameters."""
+class LayerRule:
+    """The rule of a linear layer: the factor ``c`` of ``R_in = a * c``.
 
-    name: str = "epsilon"
+    eps: the stabilizer of the denominator (in units of the layer's output ``z``).
+    """
+
+    name: ClassVar[str]
     eps: float = 1e-6
+
+    def factor(self, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
+        """The factor ``c`` (``a``'s shape) of ``R_in = a * c`` for one linear layer.
+
+        Parameters
+        ----------
+        a : torch.Tensor
+            (N, C_in, ...) the layer's input activations.
+        relevance : torch.Tensor
+            ``R`` at the layer's output, ``z``'s shape (N, C_out, ...).
+        weight, bias : torch.Tensor
+            The layer's (BatchNorm-merged) parameters; ``bias`` may be ``None``.
+        apply : callable
+            ``apply(a, w, b)`` computes the layer with weights ``w`` and bias ``b``.
+        vjp : callable
+            ``vjp(s, w)`` computes ``W^T s`` (``a``'s shape) for weights ``w``.
+        z : torch.Tensor, optional
+            The stored output ``apply(a, weight, bias)``, where it is at hand.
+        nonneg : bool
+            ``a >= 0`` is known from the graph (rules that need it skip a check).
+        """
+        raise NotImplementedError
+
+
+@register
+@dataclass(frozen=True)
+class Epsilon(LayerRule):
+    """``c = W^T (R / stab(z))``."""
+
+    name: ClassVar[str] = "epsilon"
+
+    def factor(self, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
+        z = apply(a, weight, bias) if z is None else z
+        return vjp(divide_stabilized(relevance, z, self.eps), weight)
+
+
+@register
+@dataclass(frozen=True)
+class ZPlus(LayerRule):
+    """Positive contributions only: ``c = W+^T (R / stab(W+ a))`` for ``a >= 0`` (zennit's form else)."""
+
+    name: ClassVar[str] = "zplus"
+
+    def factor(self, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
+        w_pos = weight.clamp(min=0)
+        if nonneg or float(a.min()) >= 0:
+            return vjp(divide_stabilized(relevance, apply(a, w_pos, None), self.eps), w_pos)
+        w_neg = weight.clamp(max=0)
+        a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
+        s = divide_stabilized(
+            relevance, apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), self.eps
+        )
+        # a * c must equal a+ (W+^T s) + a- (W-^T s): pick the factor by the sign of a.
+        return torch.where(a >= 0, vjp(s, w_pos), vjp(s, w_neg))
+
+
+@register
+@dataclass(frozen=True)
+class Gamma(LayerRule):
+    """The epsilon rule with ``W -> W + gamma W+``, ``b -> b + gamma b+`` (gamma >= 0, unitless)."""
+
+    name: ClassVar[str] = "gamma"
     gamma: float = 0.25
 
-    def __post_init__(self):
-        if self.name not in RULES:
-            raise ValueError(f"unknown LRP rule {self.name!r}; choose one of {', '.join(RULES)}")
+    def factor(self, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
+        w = weight + self.gamma * weight.clamp(min=0)
+        b = None if bias is None else bias + self.gamma * bias.clamp(min=0)
+        return vjp(divide_stabilized(relevance, apply(a, w, b), self.eps), w)
+
+
+class OpRule:
+    """The rule of a parameter-free op: the relevance it sends to each of its activation inputs."""
+
+    def relevance(self, node, env, inputs, r, override, factor_wanted):
+        """``{input node: (relevance, factor)}`` given ``r`` at ``node``'s output.
+
+        Parameters
+        ----------
+        node : torch.fx.Node
+            The op.
+        env : dict
+            node -> value of the forward pass.
+        inputs : list of torch.fx.Node
+            ``node``'s activation (signal) inputs, each once.
+        r : torch.Tensor or list
+            The relevance at the output (a list for ops of several outputs), the output's shape.
+        override : dict
+            ``{input node: masked activation}`` to recompute with (PLRP-M); empty otherwise.
+        factor_wanted : set
+            Inputs whose hypothetical factor (``relevance = input * factor``) is wanted.
+
+        Returns
+        -------
+        dict
+            input node -> ``(relevance, factor)``; ``factor`` is ``None`` where the op has none of its own
+            (see :meth:`factor_through`).
+        """
+        raise NotImplementedError
+
+    def factor_through(self, node, env, a, c_out):
+        """The hypothetical factor at input ``a`` given the factor ``c_out`` at the output, for the
+        identity and routing ops between the input sequence and the first layers."""
+        raise NotImplementedError
+
+
+class PassThrough(OpRule):
+    """Element-wise activations and identities: relevance, and the hypothetical factor, pass unchanged."""
+
+    def relevance(self, node, env, inputs, r, override, factor_wanted):
+        return {inputs[0]: (r, None)}
+
+    def factor_through(self, node, env, a, c_out):
+        return c_out
+
+
+class Route(OpRule):
+    """Ops that move entries around: relevance follows their vector-Jacobian product."""
+
+    def relevance(self, node, env, inputs, r, override, factor_wanted):
+        _, grads = node_vjp(node, env, inputs, r if isinstance(r, list) else [r])
+        return {a: (g, None) for a, g in zip(inputs, grads)}
+
+    def factor_through(self, node, env, a, c_out):
+        return node_vjp(node, env, [a], c_out if isinstance(c_out, list) else [c_out])[1][0]
+
+
+@dataclass(frozen=True)
+class SumEpsilon(OpRule):
+    """The epsilon rule for parameter-free linear ops: ``R_i = x_i * vjp(R / stab(y))``."""
+
+    eps: float = 1e-6
+
+    def relevance(self, node, env, inputs, r, override, factor_wanted):
+        op = getattr(node.target, "overloadpacket", node.target)
+        if (
+            op is torch.ops.aten.add
+            and not node.kwargs
+            and len(inputs) == 2
+            and all(env[a].shape == env[node].shape for a in inputs)
+        ):  # a residual sum, the common case: no autograd needed
+            vals = [override.get(a, env[a]) for a in inputs]
+            out = vals[0] + vals[1] if override else env[node]
+            if not any(a in factor_wanted for a in inputs):  # the factor s is not needed: one pass
+                r_u, r_v = split_sum(r, out, vals[0], vals[1], self.eps)
+                return {inputs[0]: (r_u, None), inputs[1]: (r_v, None)}
+            s = divide_stabilized(r, out, self.eps)
+            return {a: (v * s, s) for a, v in zip(inputs, vals)}
+        if override:
+            local = dict(env)
+            local.update(override)
+            out = node.target(*resolve(node.args, local), **resolve(node.kwargs, local))
+        else:
+            out = env[node]
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        rs = r if isinstance(r, list) else [r]
+        s = divide_stabilized(rs[0], out, self.eps)
+        _, grads = node_vjp(node, env, inputs, [s], override)
+        return {a: (override.get(a, env[a]) * g, g) for a, g in zip(inputs, grads)}
 
 
 @dataclass
@@ -39,17 +217,23 @@ class Composite:
     """Which rule each linear layer gets: by layer name (glob patterns, first match wins), else by type.
 
     ``first`` is for layers that read the input sequence (epsilon: absent bases get exactly zero),
-    ``conv`` for hidden convolutions, ``linear`` for Linear layers.
+    ``conv`` for hidden convolutions, ``linear`` for Linear layers; ``ops`` the rules of the
+    parameter-free ops by kind (``pass``, ``route``, ``sum``), ``sum`` with the epsilon ``eps``.
     """
 
-    first: Rule = field(default_factory=lambda: Rule("epsilon"))
-    conv: Rule = field(default_factory=lambda: Rule("zplus"))
-    linear: Rule = field(default_factory=lambda: Rule("epsilon"))
+    first: LayerRule = field(default_factory=Epsilon)
+    conv: LayerRule = field(default_factory=ZPlus)
+    linear: LayerRule = field(default_factory=Epsilon)
     names: dict = field(default_factory=dict)
     eps: float = 1e-6  # epsilon of the parameter-free linear ops (sums, means, average pools)
+    ops: dict = None
+
+    def __post_init__(self):
+        if self.ops is None:
+            self.ops = {"pass": PassThrough(), "route": Route(), "sum": SumEpsilon(self.eps)}
 
     def rule_for(self, name, kind, is_first):
-        """The rule of a layer called ``name`` of ``kind`` ('conv' or 'linear')."""
+        """The :class:`LayerRule` of a layer called ``name`` of ``kind`` ('conv' or 'linear')."""
         for pattern, rule in self.names.items():
             if fnmatch.fnmatchcase(name, pattern):
                 return rule
@@ -57,14 +241,27 @@ class Composite:
             return self.first
         return self.conv if kind == "conv" else self.linear
 
+    def op_rule(self, kind):
+        """The :class:`OpRule` of the parameter-free ops of ``kind`` (``pass``, ``route`` or ``sum``)."""
+        return self.ops[kind]
 
-def _rule(spec, default_eps):
-    if isinstance(spec, Rule):
+
+def make_rule(spec, eps=1e-6):
+    """A :class:`LayerRule` from a config value: a name (``"zplus"``) or a mapping
+    (``{"rule": "gamma", "gamma": 0.5}``); ``eps`` where the spec sets none."""
+    if isinstance(spec, LayerRule):
         return spec
-    if isinstance(spec, str):
-        return Rule(spec, eps=default_eps)
-    spec = dict(spec)
-    return Rule(spec.pop("rule", spec.pop("name", "epsilon")), **{"eps": default_eps, **spec})
+    params = {"rule": spec} if isinstance(spec, str) else dict(spec)
+    name = params.pop("rule", params.pop("name", "epsilon"))
+    if name not in RULES:
+        raise PlrpError(f"unknown LRP rule {name!r}. Fix: choose one of {', '.join(RULES)}")
+    try:
+        return RULES[name](**{"eps": eps, **params})
+    except TypeError:
+        fields = ", ".join(f for f in RULES[name].__dataclass_fields__ if f != "name")
+        raise PlrpError(
+            f"LRP rule {name} takes only {fields}, not {', '.join(sorted(params))}. Fix: remove the rest"
+        ) from None
 
 
 def composite(spec=None):
@@ -76,16 +273,17 @@ def composite(spec=None):
         return spec
     spec = dict(spec or {})
     eps = float(spec.pop("eps", 1e-6))
-    out = Composite(eps=eps)
-    for key in ("first", "conv", "linear"):
-        if key in spec:
-            setattr(out, key, _rule(spec.pop(key), eps))
-        else:
-            setattr(out, key, Rule(getattr(out, key).name, eps=eps))
-    out.names = {k: _rule(v, eps) for k, v in (spec.pop("names", None) or {}).items()}
+    defaults = Composite()
+    layers = {
+        key: make_rule(spec.pop(key), eps) if key in spec else type(getattr(defaults, key))(eps=eps)
+        for key in ("first", "conv", "linear")
+    }
+    names = {k: make_rule(v, eps) for k, v in (spec.pop("names", None) or {}).items()}
     if spec:
-        raise ValueError(f"unknown LRP rule keys: {', '.join(sorted(spec))}")
-    return out
+        raise PlrpError(
+            f"unknown LRP rule keys: {', '.join(sorted(spec))}. Fix: use eps, first, conv, linear, names"
+        )
+    return Composite(**layers, names=names, eps=eps)
 
 
 def divide_stabilized(relevance, z, eps):
@@ -138,30 +336,3 @@ def _split_sum_flat(relevance, y, u, v, eps, ru, rv):
         s = relevance[i] / (math.copysign(eps, y[i]) + y[i])
         ru[i] = u[i] * s
         rv[i] = v[i] * s
-
-
-def linear_rule_factor(rule, a, relevance, weight, bias, apply, vjp, z=None, nonneg=False):
-    """The factor ``c`` of ``R_in = a * c`` for one linear layer.
-
-    a: input activations; relevance: ``R`` at the output, shape of ``z``; ``apply(a, w, b)`` computes the
-    layer; ``vjp(s, w)`` computes ``W^T s`` for the input; ``z``: the stored output (epsilon rule reuses it);
-    nonneg: ``a >= 0`` is known (else z-plus checks it).
-    """
-    if rule.name == "epsilon":
-        z = apply(a, weight, bias) if z is None else z
-        return vjp(divide_stabilized(relevance, z, rule.eps), weight)
-    if rule.name == "gamma":
-        w = weight + rule.gamma * weight.clamp(min=0)
-        b = None if bias is None else bias + rule.gamma * bias.clamp(min=0)
-        return vjp(divide_stabilized(relevance, apply(a, w, b), rule.eps), w)
-    # z-plus
-    w_pos = weight.clamp(min=0)
-    if nonneg or float(a.min()) >= 0:
-        return vjp(divide_stabilized(relevance, apply(a, w_pos, None), rule.eps), w_pos)
-    w_neg = weight.clamp(max=0)
-    a_pos, a_neg = a.clamp(min=0), a.clamp(max=0)
-    s = divide_stabilized(
-        relevance, apply(a_pos, w_pos, None) + apply(a_neg, w_neg, None), rule.eps
-    )
-    # a * c must equal a+ (W+^T s) + a- (W-^T s): pick the factor by the sign of a.
-    return torch.where(a >= 0, vjp(s, w_pos), vjp(s, w_neg))

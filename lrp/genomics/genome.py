@@ -3,8 +3,13 @@
 One-hot arrays are ``(N, 4, L)`` float32, channels A, C, G, T. ``N`` is an all-zero column; the IUPAC
 ambiguity codes ``RYSWKMBDHV`` are treated as ``N`` (one warning per call); any other letter is an error.
 Coordinates are 0-based, half-open; a window past a contig's end is an error.
+
+A FASTA may be plain or block-gzipped (BGZF, as ``bgzip`` writes it and genomes are distributed): pyfaidx reads
+BGZF directly, with its ``.fai`` and ``.gzi`` beside it. A plain-gzip FASTA cannot be indexed and is refused with
+the ``bgzip`` command that converts it.
 """
 
+import gzip
 import logging
 import os
 import warnings
@@ -34,13 +39,56 @@ _BLOCK = 1 << 24  # bytes read at a time when scanning FASTA headers
 
 
 def _fix_fasta(path):
-    return f"check that {path} is an uncompressed FASTA with one '>name' header per record"
+    return f"check that {path} is a FASTA (plain or bgzip) with one '>name' header per record"
 
 
-def _scan_headers(path):
+def compression(path):
+    """How the file at ``path`` is compressed: ``None``, ``"bgzf"``, ``"gzip"``, ``"bzip2"`` or ``"xz"``.
+
+    Decided from the first bytes, not the name: BGZF is a gzip member with a ``BC`` extra field.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] == b"\x1f\x8b":
+        return "bgzf" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
+    if head[:3] == b"BZh":
+        return "bzip2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return None
+
+
+def _open_bytes(path, packing):
+    """The FASTA's uncompressed bytes as a binary stream (BGZF is read as the gzip it also is)."""
+    return gzip.open(path, "rb") if packing == "bgzf" else open(path, "rb")
+
+
+def _check_compression(path):
+    """``None`` or ``"bgzf"`` for a FASTA plrp reads; any other compression is an error with its fix."""
+    packing = compression(path)
+    if packing == "gzip":
+        plain = path[: -len(".gz")] if path.endswith(".gz") else f"{path}.fa"
+        raise input_error(
+            path,
+            None,
+            "gzip-compressed FASTA is not block-gzipped (BGZF), so it cannot be indexed",
+            f"recompress it with bgzip (Debian package tabix): gunzip -c {path} > {plain} && "
+            f"bgzip -@2 {plain} (writes {plain}.gz)",
+        )
+    if packing in ("bzip2", "xz"):
+        raise input_error(
+            path,
+            None,
+            f"{packing}-compressed FASTA is not supported",
+            "decompress it, then use it as is or compress it with bgzip",
+        )
+    return packing
+
+
+def _scan_headers(path, packing=None):
     """Record names in file order, cut at the first whitespace as pyfaidx does (reads in blocks)."""
     names, carry = [], b"\n"  # a virtual newline before the file's first byte
-    with open(path, "rb") as handle:
+    with _open_bytes(path, packing) as handle:
         while True:
             block = handle.read(_BLOCK)
             data = carry + block
@@ -60,8 +108,14 @@ def _scan_headers(path):
             carry = data[limit:]
 
 
-def _check_fai(path, fasta):
-    """Check that each .fai record ends where the next header (or the end of the file) begins."""
+def _check_fai(path, fasta, packing=None):
+    """Check that each .fai record ends where the next header (or the end of the file) begins.
+
+    For BGZF the offsets are in the uncompressed stream, which only a full decompression could check; pyfaidx
+    rebuilds a BGZF's ``.fai`` and ``.gzi`` when they are older than the FASTA.
+    """
+    if packing == "bgzf":
+        return
     fai = f"{path}.fai"
     records = list(fasta.faidx.index.items())
     with open(path, "rb") as handle:
@@ -100,14 +154,11 @@ def open_fasta(path):
         )
     if p.stat().st_size == 0:
         raise input_error(path, None, "FASTA file is empty", _fix_fasta(path))
-    if path.endswith((".gz", ".bgz", ".bz2", ".xz")):
-        raise input_error(
-            path, None, "compressed FASTA is not supported", f"decompress {path} first"
-        )
-    names = _scan_headers(path)
+    packing = _check_compression(path)
+    names = _scan_headers(path, packing)
     if not names:
         raise input_error(path, None, "no FASTA records ('>' headers) found", _fix_fasta(path))
-    with open(path, "rb") as handle:
+    with _open_bytes(path, packing) as handle:
         if handle.read(1) != b">":
             raise input_error(
                 path, "line 1", "sequence before the first '>' header", _fix_fasta(path)
@@ -129,6 +180,13 @@ def open_fasta(path):
     try:
         fasta = pyfaidx.Fasta(path, sequence_always_upper=True, strict_bounds=True, as_raw=True)
     except pyfaidx.FastaIndexingError as err:
+        if "line length" in str(err).lower():
+            raise input_error(
+                path,
+                _unequal_lines(path, packing) or None,
+                "lines of unequal width inside a record, so it cannot be indexed",
+                f"rewrap every record to one width, e.g. seqkit seq -w 60 {path} > rewrapped.fa",
+            ) from err
         raise input_error(path, None, f"cannot index: {err}", _fix_fasta(path)) from err
     except PermissionError as err:
         raise input_error(
@@ -150,8 +208,27 @@ def open_fasta(path):
             "the index does not list the FASTA's records (stale or bad .fai)",
             f"delete {path}.fai so it is rebuilt",
         )
-    _check_fai(path, fasta)
+    _check_fai(path, fasta, packing)
     return fasta
+
+
+def _unequal_lines(path, packing):
+    """``'RECORD line N'`` of the first sequence line whose width differs from its record's first line."""
+    name, width, short = None, None, None
+    with _open_bytes(path, packing) as handle:
+        for lineno, line in enumerate(handle, 1):
+            line = line.rstrip(b"\r\n")
+            if line.startswith(b">"):
+                name, width, short = line[1:].decode("utf-8", "replace").split()[0], None, None
+            elif short is not None and line:
+                return f"{name} line {short}"
+            elif width is None:
+                width = len(line)
+            elif len(line) != width:
+                if len(line) > width:
+                    return f"{name} line {lineno}"
+                short = lineno  # a shorter line is the record's last, or the fault
+    return ""
 
 
 def _as_fasta(fasta):

@@ -184,6 +184,10 @@ def _rel(path, base):
     return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
 
 
+def _absolute(path):
+    return Path(path).resolve().as_posix()
+
+
 def _stanza(settings, indent=""):
     return "".join(f"{indent}{k} {v}\n" for k, v in settings.items() if v is not None) + "\n"
 
@@ -277,10 +281,15 @@ def trackdb_text(bigwigs, bigbeds, known, base, limits, prefix="plrp"):
 
 
 def session_xml(fasta, bigwigs, bigbeds, known, base, limits, locus, assembly=None):
-    """IGV desktop session XML text; paths relative to ``base`` (the session's folder)."""
+    """IGV desktop session XML text, every path absolute.
+
+    IGV desktop (2.16) matches a session's tracks to their files by the file's resolved absolute path: with
+    relative paths it cannot, and gives every track the name and data of one file when the files share a
+    name (each method's ``relevance.bw``). After moving the results, write the session again.
+    ``base`` is unused and kept for the hub's call."""
     root = ET.Element(
         "Session",
-        genome=assembly or _rel(fasta, base),
+        genome=assembly or _absolute(fasta),
         locus=locus,
         hasGeneTrack="false",
         hasSequenceTrack="true",
@@ -288,7 +297,7 @@ def session_xml(fasta, bigwigs, bigbeds, known, base, limits, locus, assembly=No
     )
     resources = ET.SubElement(root, "Resources")
     for _, path in [*bigwigs, *bigbeds] + ([("known", known)] if known is not None else []):
-        ET.SubElement(resources, "Resource", path=_rel(path, base))
+        ET.SubElement(resources, "Resource", path=_absolute(path))
     data = ET.SubElement(root, "Panel", name="DataPanel")
     for i, (name, path) in enumerate(bigwigs):
         lo, hi = limits[name]
@@ -303,7 +312,7 @@ def session_xml(fasta, bigwigs, bigbeds, known, base, limits, locus, assembly=No
             altColor=lighter(colour),
             fontSize="10",
             height="60",
-            id=_rel(path, base),
+            id=_absolute(path),
             name=name,
             renderer="BAR_CHART",
             visible="true",
@@ -338,7 +347,7 @@ def session_xml(fasta, bigwigs, bigbeds, known, base, limits, locus, assembly=No
             attributeKey=name,
             clazz="org.broad.igv.track.FeatureTrack",
             displayMode="EXPANDED",
-            id=_rel(path, base),
+            id=_absolute(path),
             name=name,
             visible="true",
             itemRgb="true",
