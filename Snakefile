@@ -15,8 +15,10 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/config.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/motif_database.smk"
 include: "workflow/rules/regions.smk"
 include: "workflow/rules/attribute.smk"
 include: "workflow/rules/tracks.smk"

@@ -2,12 +2,26 @@
 is refused before anything runs with one message that names the key."""
 
 import copy
+import json
+import os
+import random
 import re
+import shlex
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 import pytest
-from conftest import BIN, REPO, snakemake
+import yaml
+from conftest import BIN, REPO, demo_config, snakemake
+
+from lrp.engine.methods import METHODS, P_RANGE, check_params, method_names
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+EVERY_KEY = REPO / "tests/config_every_key.yaml"
+# motif_database.meme excludes motif_database.jaspar: the every-key config is dry-run again with this instead
+MEME_INSTEAD = {"meme": "data/motifs.meme"}
 
 
 def _own_data(tmp_path, **extra):
@@ -92,7 +106,7 @@ def test_own_data_dag(tmp_path):
 
 def test_cuda_device_asks_for_a_gpu(tmp_path):
     """With device cuda every attribution shard asks for gpu=1 (SLURM: --gpus=1; locally a counted resource)."""
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     (tmp_path / "g.fa").write_text(
         ">chr1\n" + "".join(rng.choice("ACGT") for _ in range(3000)) + "\n"
     )
@@ -168,6 +182,8 @@ BAD = [
     (["motif_database", "meme"], "missing.meme", "motif_database.meme"),
     (["methods", "dls"], {"method": "deeplift-shap"}, "models.m1.path"),
     (["motif_database", "jaspar"], {"relase": "JASPAR2024"}, "motif_database.jaspar.relase"),
+    (["methods", "gradient-x-input", "rules"], {"conv": "zplus"}, "methods.gradient-x-input.rules"),
+    (["methods", "lrp", "n_shuffles"], 5, "methods.lrp.n_shuffles"),
 ]
 
 
@@ -208,3 +224,185 @@ def test_lint_and_format():
         text=True,
     )
     assert fmt.returncode == 0, fmt.stderr
+
+
+def test_parsing_needs_neither_the_installed_package_nor_torch(tmp_path):
+    """The workflow parses where lrp is not installed and imports no torch: config.smk imports
+    lrp.engine.methods (standard library only) from the checkout, which Snakemake puts first on sys.path.
+    Python runs with -S, so the editable install's .pth file is not read."""
+    env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    python = [sys.executable, "-S"]
+    found = subprocess.run(
+        [*python, "-c", "import importlib.util; print(importlib.util.find_spec('lrp'))"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == "None"  # the package is not importable here
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    dry = subprocess.run(
+        [*python, "-X", "importtime", "-m", "snakemake", "-n", "-s", str(REPO / "Snakefile")],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    imported = set(re.findall(r"^import time:.*\|\s+([\w.]+)$", dry.stderr, re.MULTILINE))
+    assert "torch" not in imported
+    assert {m for m in imported if m.split(".")[0] == "lrp"} == {
+        "lrp",
+        "lrp.core",
+        "lrp.core.errors",
+        "lrp.engine",
+        "lrp.engine.methods",
+    }
+
+
+def test_jaspar_names_select_the_database(tmp_path):
+    """motif_database.jaspar.names (a documented key) parses, dry-runs, and the rule writes only those TFs."""
+    config = demo_config()
+    config["motif_database"]["jaspar"]["names"] = ["CTCF"]
+    dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", config=config)
+    assert dry.returncode == 0, dry.stderr + dry.stdout
+    assert "--tax-group vertebrates --names CTCF --out resources/motif_database.meme" in dry.stdout
+    run = snakemake(tmp_path, "--cores", "1", "--until", "jaspar_meme", config=config)
+    assert run.returncode == 0, run.stderr + run.stdout
+    meme = (tmp_path / "resources/motif_database.meme").read_text()
+    assert re.findall(r"^MOTIF \S+ (\S+)", meme, re.MULTILINE) == ["CTCF"]
+
+
+def test_schema_methods_are_the_table():
+    """The schema's method names, parameters and proportion range are lrp.engine.methods' (the workflow
+    itself takes the parameter checks and defaults from that table)."""
+    method = SCHEMA["$defs"]["method"]["properties"]
+    assert method["method"]["enum"] == list(method_names())
+    taken = {p for m in METHODS.values() for p in m.params}
+    assert set(method) - {"method"} <= taken, set(method) - {"method"} - taken
+    probability = SCHEMA["$defs"]["probability"]
+    assert (probability["minimum"], probability["exclusiveMaximum"]) == P_RANGE
+    assert "maximum" not in probability and "exclusiveMinimum" not in probability
+    for key in ("p_pos", "p_neg"):
+        assert method[key]["$ref"] == "#/$defs/probability"
+
+
+_ALL = object()
+
+
+def _key_paths(schema, value=_ALL, path=()):
+    """Key paths (tuples, ``*`` for a name in a map such as ``genomes``) of a JSON schema: all it allows,
+    or, given a config ``value``, those that value sets."""
+    while "$ref" in schema:
+        schema = SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    paths = set()
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []) + schema.get("allOf", []):
+        paths |= _key_paths(branch, value, path)
+    if "items" in schema:
+        items = [_ALL] if value is _ALL else value if isinstance(value, list) else []
+        for item in items:
+            paths |= _key_paths(schema["items"], item, path)
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    extra = extra if isinstance(extra, dict) else None
+    if value is _ALL:
+        children = [(k, sub, _ALL) for k, sub in props.items()]
+        children += [("*", extra, _ALL)] if extra else []
+    elif isinstance(value, dict):
+        children = [
+            (k, props[k], v) if k in props else ("*", extra, v)
+            for k, v in value.items()
+            if k in props or extra
+        ]
+    else:
+        children = []
+    for key, sub, v in children:
+        paths.add((*path, key))
+        paths |= _key_paths(sub, v, (*path, key))
+    return paths
+
+
+def _every_key_config():
+    return yaml.safe_load(EVERY_KEY.read_text())
+
+
+def test_every_schema_key_is_set():
+    """tests/config_every_key.yaml sets every key the schema has (with MEME_INSTEAD for the one exclusive
+    key): a key added to the schema must be added there, so the dry run below covers it."""
+    config = _every_key_config()
+    schema_keys = _key_paths(SCHEMA)
+    assert ("genomes", "*", "regions", "tile", "chroms") in schema_keys
+    assert ("methods", "*", "rules", "names", "*", "gamma") in schema_keys
+    set_keys = _key_paths(SCHEMA, config) | _key_paths(SCHEMA, {"motif_database": MEME_INSTEAD})
+    missing = sorted(".".join(k) for k in schema_keys - set_keys)
+    assert not missing, f"keys of the schema that {EVERY_KEY.name} does not set: {missing}"
+    # the walk sees a key that is left out
+    del config["calls"]["max_q"]
+    assert ("calls", "max_q") not in _key_paths(SCHEMA, config)
+
+
+def _stub_data(config, workdir):
+    """The files the every-key config names: FASTA with random bases, a BED of one peak, stubs for the rest."""
+    rng = random.Random(0)
+    files = {MEME_INSTEAD["meme"]: "stub\n"}
+    for spec in config["genomes"].values():
+        files[spec["fasta"]] = ">chr1\n" + "".join(rng.choice("ACGT") for _ in range(2000)) + "\n"
+        if "known_sites" in spec:
+            files[spec["known_sites"]] = "chr1\t100\t110\tCTCF\t0\t+\n"
+        if isinstance(spec["regions"], str):
+            files[spec["regions"]] = "chr1\t800\t1000\n"
+    for spec in config["models"].values():
+        files[spec["path"]] = "stub\n"
+        if spec.get("builder"):
+            files[spec["builder"].rsplit(":", 1)[0]] = (
+                "def build(width):\n    raise NotImplementedError\n"
+            )
+    for name, text in files.items():
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_text(text)
+
+
+def _shell_commands(stdout):
+    return re.findall(r"^Shell command: (plrp .*)$", stdout, re.MULTILINE)
+
+
+def test_every_key_config_dry_runs_and_its_commands_parse(tmp_path):
+    """The every-key config dry-runs (with jaspar and with meme), and every plrp command it gives, the
+    attribution shards included (the region tables are made for real first), parses with the plrp CLI; each
+    method's --method-params mean what the config says."""
+    from lrp.steps.cli import build_parser
+
+    config = _every_key_config()
+    _stub_data(config, tmp_path)
+    pairs = [(g, m) for m, spec in config["models"].items() for g in spec["genomes"]]
+    tables = [f"results/{g}/{m}/n_shards.txt" for g, m in pairs]
+    made = snakemake(tmp_path, "--cores", "1", *tables, config=config)
+    assert made.returncode == 0, made.stderr + made.stdout
+    meme = {**config, "motif_database": MEME_INSTEAD}
+    commands = []
+    for variant in (config, meme):
+        dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", config=variant)
+        assert dry.returncode == 0, dry.stderr + dry.stdout
+        commands += _shell_commands(dry.stdout)
+    steps = {shlex.split(c)[1] for c in commands}
+    assert {"simulate", "train", "jaspar-meme", "regions", "attribute", "gather"} <= steps, steps
+    assert {"bigwig", "call-motifs", "motifs", "logos", "evaluate", "report", "hub"} <= steps, steps
+    attributed = set()
+    for command in commands:
+        argv = shlex.split(command.split(" 2>>", 1)[0])[1:]
+        try:
+            args = build_parser(argv[0]).parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"plrp does not accept: {command}")
+        if argv[0] == "attribute":
+            method = re.search(r"/(?P<m>[^/]+)/shards/", args.out)["m"]
+            given = {k: v for k, v in config["methods"][method].items() if k != "method"}
+            kind = config["methods"][method]["method"]
+            assert args.method == kind
+            passed = json.loads(args.method_params)
+            assert check_params(kind, passed) == check_params(kind, given), method
+            attributed.add(method)
+    assert attributed == set(config["methods"])

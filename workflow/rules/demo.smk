@@ -1,5 +1,4 @@
-# The embedded demo: a simulated genome with planted JASPAR motifs, a small CNN trained on it, and the
-# motif database the calls are annotated with.
+# The embedded demo: a simulated genome with planted JASPAR motifs and a small CNN trained on it.
 
 
 rule simulate:
@@ -58,26 +57,3 @@ rule train:
     shell:
         "plrp train --fasta {input.fasta} --sites {input.sites} --out-dir {params.out_dir}"
         " --seed {params.seed} --threads {threads} {params.options} --log {log} 2>>{log}"
-
-
-rule jaspar_meme:
-    output:
-        "resources/motif_database.meme",
-    log:
-        "logs/resources/jaspar_meme.log",
-    benchmark:
-        "logs/benchmarks/resources/jaspar_meme.tsv"
-    conda:
-        "../../envs/plrp.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        release=JASPAR["release"],
-        collection=JASPAR["collection"],
-        tax_group=JASPAR["tax_group"],
-        names=f"--names {JASPAR_NAMES}" if JASPAR_NAMES else "",
-    shell:
-        "plrp jaspar-meme --release {params.release} --collection {params.collection}"
-        " --tax-group {params.tax_group} {params.names} --out {output} --log {log} 2>>{log}"
