@@ -29,6 +29,7 @@ test: $(STAMP)
 	@{ [ -f /usr/share/java/igv.jar ] && command -v xvfb-run >/dev/null; } \
 		|| (apt-get update -qq && apt-get install -y -qq igv xvfb xauth) >/dev/null \
 		|| echo "IGV desktop could not be installed: tests/test_igv_desktop.py skips" >&2
+	@bash tests/cluster/install.sh || echo "SLURM could not be installed: tests/test_slurm.py skips" >&2
 	$(BIN)/python -m pytest -q -n $(CORES) tests
 
 lint: $(STAMP)

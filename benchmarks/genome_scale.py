@@ -452,7 +452,8 @@ def one_throughput(args):
 def one_write_bigwig(args):
     from lrp.genomics.genome import chrom_sizes
     from lrp.genomics.regions import read_regions
-    from lrp.genomics.tracks import centre_crop, open_relevance, write_bigwig
+    from lrp.genomics.store import open_relevance
+    from lrp.genomics.tracks import centre_crop, write_bigwig
 
     sizes = chrom_sizes(args.fasta)
     regions = read_regions(args.regions, coords_only=True)

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from lrp.motifs import calls as C
+from lrp.motifs.stats import bh_best_q
+from lrp.report.colours import tf_colour
 
 TFS = ("CTCF", "REST", "TP53")
 L, STEP = 200, 100
@@ -185,8 +187,8 @@ def test_bed9_sorted_within_bounds_and_coloured(setup, called):
     assert bed[4].between(0, 1000).all() and bed[4].max() == 1000
     # One colour per TF, the same function in every method.
     for name, rgb in zip(bed[3], bed[8]):
-        assert rgb == C.tf_colour(name)
-    assert C.tf_colour("CTCF") != C.tf_colour("unknown")
+        assert rgb == tf_colour(name)
+    assert tf_colour("CTCF") != tf_colour("unknown")
 
 
 def test_bigbed_reads_back(setup, called):
@@ -226,7 +228,7 @@ def test_merge_duplicates_keeps_strongest(tmp_path):
 
 def test_bh_best_q():
     p = np.array([[0.01, 0.02, 0.5, 0.9], [0.04, 0.04, 0.04, 0.04]])
-    q = C.bh_best_q(p)
+    q = bh_best_q(p)
     assert np.allclose(q, [0.04, 0.04])
 
 
@@ -259,17 +261,43 @@ def test_bad_index_is_one_line_error(setup, tmp_path):
 
 
 def test_min_target_keeps_only_windows_predicted_bound(setup, tmp_path):
-    arrays = C.load_relevance(setup["relevance"]["plrp_p0.5"])
     from lrp.genomics.regions import read_regions
+    from lrp.genomics.store import open_store
+    from lrp.motifs.database import load_motif_db
 
+    arrays = open_store(setup["relevance"]["plrp_p0.5"], keys=("relevance", "ohe"))
     regions = read_regions(setup["regions"])
-    db = C.load_motif_db(setup["db"])
-    target = np.asarray(arrays["target"])
+    db = load_motif_db(setup["db"])
+    target = np.asarray(arrays.target)
     cut = float(np.median(target))
     every = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path)
     kept = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path, min_target=cut)
     assert 0 < len(kept) < len(every)
     # every kept call comes from a window at or above the cut
     rows = kept["region_index"].to_numpy()
-    by_region = dict(zip(np.asarray(arrays["index"]).tolist(), target.tolist()))
+    by_region = dict(zip(np.asarray(arrays.index).tolist(), target.tolist()))
     assert all(by_region[r] >= cut for r in rows)
+
+
+def test_seqlets_read_by_blocks_are_tangermemes_on_the_whole_array():
+    """The block-wise caller (three passes, the null built from block histograms) gives, bit for bit, what
+    tangermeme's recursive_seqlets gives on all windows at once."""
+    from tangermeme.seqlet import recursive_seqlets
+
+    from lrp.motifs.seqlets import ProjectedRows, call_seqlets, project
+
+    rng = np.random.default_rng(3)
+    rel = rng.laplace(size=(120, 4, 150)).astype(np.float32)
+    rel[rng.random(rel.shape) < 0.7] = 0
+    rel[5:9, :, 40:50] *= 20
+    want = recursive_seqlets(np.ascontiguousarray(project(rel), dtype=np.float32))
+    want = want[want["attribution"] > 0]
+    for rows in (7, 50, 120):
+        got = call_seqlets(ProjectedRows(rel, rows), trim=0, merge_gap=-1, negative=False)
+        w = want.sort_values(["example_idx", "start", "end"]).reset_index(drop=True)
+        assert len(got) == len(w) > 0
+        for a, b in (("example_idx",) * 2, ("start",) * 2, ("end",) * 2, ("p_value", "p-value")):
+            assert np.array_equal(got[a].to_numpy(), w[b].to_numpy())
+        np.testing.assert_array_equal(got["attribution"].to_numpy(), w["attribution"].to_numpy())
+        full = call_seqlets(project(rel))
+        assert call_seqlets(ProjectedRows(rel, rows)).equals(full)

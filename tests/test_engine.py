@@ -126,7 +126,8 @@ def test_bpnet_like_profile_and_counts_heads():
         model, x, method="plrp-lambda", target={"output": "profile", "reduction": "profile"}
     )
     logits = model(x)["profile"]
-    expected = (torch.softmax(logits, -1) * logits).sum(-1)
+    centred = logits - logits.mean(-1, keepdim=True)
+    expected = (torch.softmax(centred, -1) * centred).sum(-1)
     torch.testing.assert_close(prof.target, expected.detach())
     torch.testing.assert_close(prof.relevance.sum((1, 2)), prof.target, atol=1e-4, rtol=1e-4)
     counts = explain(model, x, method="lrp", target={"output": 1, "index": 1})
@@ -350,8 +351,9 @@ def test_cpu_kernels_give_what_the_tensor_ops_give(method, monkeypatch):
     assert torch.equal(fast.relevance, tensor_ops.relevance)
     monkeypatch.setattr(lrp.engine.conv, "_by_taps", lambda *a: False)
     torch_conv = explain(model, x, method=method, target=target, **pruning)
-    assert fast.relevance.abs().max() > 1e-4
-    torch.testing.assert_close(torch_conv.relevance, fast.relevance, rtol=1e-4, atol=1e-7)
+    atol = 1e-7
+    assert fast.relevance.abs().max() > 100 * atol  # the comparison below is not vacuous
+    torch.testing.assert_close(torch_conv.relevance, fast.relevance, rtol=1e-4, atol=atol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -120,7 +120,9 @@ def test_comparison(run):
     assert doc["methods"] == ["lrp", "plrp_p0.5"] and "CTCF" in doc["per_tf"]["plrp_p0.5"]
     import matplotlib.image as mpimg
 
-    for stem in E.PLOTS:
+    from lrp.report.comparison import PLOTS
+
+    for stem in PLOTS:
         img = mpimg.imread(out["compare"] / "plots" / f"{stem}.png")
         assert (img[..., :3].min(-1) < 0.5).mean() > 0.002
         assert "<svg" in (out["compare"] / "plots" / f"{stem}.svg").read_text()
@@ -132,7 +134,7 @@ def test_downsample_pr():
 
 
 def test_family_and_p_from_name():
-    assert E._family("plrp-lambda_p0.25") == "plrp-lambda"
+    assert E.plot_family("plrp-lambda_p0.25") == "plrp-lambda"
     assert E._p_from_name("plrp-lambda_p0.25") == 0.25
     assert E._p_from_name("lrp") is None
 

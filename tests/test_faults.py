@@ -42,7 +42,10 @@ def inputs(tmp_path_factory):
         "".join(f"{c}\t{s}\t{e}\t{c}:{s}-{e}\t0\t.\n" for c, s, e in rows)
     )
     torch.export.save(export(build_model(**KWARGS, seed=0).eval(), L), d / "model.pt2")
-    (d / "meme.txt").write_text("MEME version 4\n")
+    # a real motif database: rule check reads it before any attribution
+    from lrp.motifs.database import write_meme
+
+    write_meme(d / "meme.txt", {f"TF{i}": rng.dirichlet(np.ones(4), 8).T for i in range(3)})
     return d
 
 
@@ -74,9 +77,8 @@ def _assert_same_arrays(a, b):
 
 
 def _hidden(folder):
-    return sorted(
-        p.name for p in Path(folder).rglob(".*") if p.is_file() and ".snakemake" not in p.parts
-    )
+    """Hidden files and folders (temporaries) under ``folder``, Snakemake's own aside."""
+    return sorted(p.name for p in Path(folder).rglob(".*") if ".snakemake" not in p.parts)
 
 
 # The real command, slowed at the moment it writes the shard: half of the archive is written, then it waits
@@ -277,3 +279,44 @@ def test_workflow_killed_then_rerun_gives_the_same_result(inputs, tmp_path):
             tmp_path / "whole/results/g/m/lrp/shards" / name,
         )
     assert _hidden(killed / "results") == []  # the killed job's temporary was removed by its rerun
+
+
+def test_call_motifs_killed_leaves_no_temporaries_beside_its_outputs(inputs, tmp_path):
+    """bedtools' temporaries live in the job's TMPDIR: a SIGKILL leaves nothing in the results folder."""
+    out = tmp_path / "results"
+    shard = tmp_path / "all.npz"
+    argv = _attribute(inputs, 0, shard)
+    argv[argv.index("--shard-size") + 1] = "0"  # one shard of every region
+    result = _plrp(argv)
+    assert result.returncode == 0, result.stderr
+    gathered = _plrp(
+        ["gather", "--shards", str(shard), "--regions", str(inputs / "regions.bed"),
+         "--out-dir", str(out)]
+    )  # fmt: skip
+    assert gathered.returncode == 0, gathered.stderr
+    before = sorted(p.name for p in out.iterdir())
+    job_tmp = tmp_path / "job_tmp"
+    job_tmp.mkdir()
+    proc = subprocess.Popen(
+        [str(BIN / "plrp"), "call-motifs", "--relevance", str(out / "relevance.npz"),
+         "--regions", str(inputs / "regions.bed"), "--motif-db", str(inputs / "meme.txt"),
+         "--fasta", str(inputs / "g.fa"), "--out-bed", str(out / "calls.bed"),
+         "--out-tsv", str(out / "calls.tsv"), "--threads", "1"],
+        env=dict(os.environ, TMPDIR=str(job_tmp)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not any(job_tmp.iterdir()):
+            assert proc.poll() is None, "call-motifs ended before its temporaries appeared"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p.name.startswith("plrp-bedtools.") for p in job_tmp.iterdir()] == [True]
+    assert sorted(p.name for p in out.iterdir()) == before  # no call file, no hidden folder

@@ -1,6 +1,6 @@
 """plrp gather: shards -> relevance.npy / hypothetical.npy / ohe.npy / relevance.npz in region order.
 
-Shards are synthetic ``.npz`` files with attribute_main's keys (no model needed): each row's values encode its
+Shards are synthetic ``.npz`` files with the store's shard keys (no model needed): each row's values encode its
 region number, so a row written to the wrong place shows.
 """
 
@@ -129,7 +129,7 @@ def test_npz_holds_exactly_the_arrays_of_the_npy_files(tmp_path, table):
 
 
 def test_the_tracks_reader_reads_the_npz_member(tmp_path, table):
-    from lrp.genomics.tracks import NpyRows, open_relevance
+    from lrp.genomics.store import NpyRows, open_relevance
 
     assert gather(tmp_path, table["shards"], table["regions"]) == 0
     (tmp_path / "relevance.npy").unlink()  # force the npz member
@@ -181,7 +181,7 @@ def test_index_out_of_range_is_a_clear_error(tmp_path, table, capsys):
 
 
 def test_failed_gather_leaves_no_output_files(tmp_path, table, monkeypatch):
-    from lrp.attribution import attribute
+    from lrp.genomics import store
 
     assert gather(tmp_path, table["shards"], table["regions"]) == 0
     old = {name: (tmp_path / name).read_bytes() for name in OUTPUTS}
@@ -189,7 +189,7 @@ def test_failed_gather_leaves_no_output_files(tmp_path, table, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt  # e.g. Ctrl-C while the npz is written
 
-    monkeypatch.setattr(attribute, "_arange_member", boom)
+    monkeypatch.setattr(store, "_arange_member", boom)
     with pytest.raises(KeyboardInterrupt):
         gather(tmp_path, table["shards"][::-1], table["regions"])
     assert leftovers(tmp_path) == sorted(OUTPUTS)  # no temporary file; the old outputs untouched
@@ -201,16 +201,8 @@ def test_failed_gather_leaves_no_output_files(tmp_path, table, monkeypatch):
     bad = tmp_path / "shard_bad.npz"
     np.savez(bad, index=np.arange(5, 10), relevance=np.zeros((5, 4, L + 1), np.float32))
     with pytest.raises(PlrpError, match="relevance of shape"):
-        attribute.gather_main(
-            type(
-                "Args",
-                (),
-                {
-                    "shards": [table["shards"][0], str(bad)] + table["shards"][2:],
-                    "regions": table["regions"],
-                    "out_dir": str(tmp_path),
-                },
-            )
+        store.gather(
+            [table["shards"][0], str(bad)] + table["shards"][2:], table["n"], tmp_path, "regions"
         )
     assert leftovers(tmp_path) == []
 
@@ -221,14 +213,14 @@ def test_killed_gather_leaves_no_output_files(tmp_path, table):
     script = textwrap.dedent(
         f"""
         import sys, time
-        import lrp.attribution.attribute as attribute
+        import lrp.genomics.store as store
         from lrp.steps.cli import main
 
         def slow(*args, **kwargs):
             print("writing", flush=True)
             time.sleep(60)
 
-        attribute._arange_member = slow
+        store._arange_member = slow
         main(["gather", "--shards", *{table["shards"]!r}, "--regions", {table["regions"]!r},
               "--out-dir", {str(tmp_path)!r}])
         """

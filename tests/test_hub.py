@@ -10,7 +10,7 @@ import pytest
 from lrp.genomics.genome import chrom_sizes
 from lrp.genomics.tracks import write_bigbed, write_bigwig
 from lrp.genomics.twobit import SIGNATURE, read_2bit, write_2bit
-from lrp.motifs.calls import tf_colour
+from lrp.report.colours import tf_colour
 from lrp.report.hub import BIGBED_MAGIC, BIGWIG_MAGIC, magic, named_paths, robust_limit
 from lrp.steps.cli import main
 

@@ -27,8 +27,8 @@ import pytest
 from test_hub import SITES, make_run
 
 from lrp.genomics.tracks import read_bigwig_values
+from lrp.report.colours import METHOD_COLOURS
 from lrp.report.html import external_references
-from lrp.report.hub import METHOD_COLOURS
 from lrp.report.igv import IGV_VERSION, NA
 from lrp.steps.cli import main
 
@@ -323,7 +323,7 @@ def test_igv_view_in_chromium(report):
             assert np.mean(cols[far]) <= 3 and np.quantile(cols[far], 0.95) <= 5, method
         # The known-sites track shows the site in its TF colour, centred where the relevance is.
         g = chrome.js("plrpIgv.geometry('known sites')")
-        from lrp.motifs.calls import tf_colour
+        from lrp.report.colours import tf_colour
 
         cols = _columns(img, g, [int(c) for c in tf_colour(tf).split(",")], tol=10)
         x = (np.arange(len(cols)) + 0.5) * g["bpPerPixel"] + g["start"]

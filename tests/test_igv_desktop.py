@@ -15,7 +15,8 @@ import pyBigWig
 import pytest
 
 from lrp.genomics.genome import chrom_sizes
-from lrp.report.hub import method_colour, write_hub
+from lrp.report.colours import method_colour
+from lrp.report.hub import write_hub
 
 IGV_JAR = Path("/usr/share/java/igv.jar")
 METHODS = ("alpha", "beta", "gamma")

@@ -221,7 +221,7 @@ def test_runs_of_equal_values_are_one_interval(tmp_path):
 
 
 def test_relevance_rows_are_read_with_file_reads(tmp_path):
-    from lrp.genomics.tracks import NpyRows, open_relevance
+    from lrp.genomics.store import NpyRows, open_relevance
 
     rel = np.arange(7 * 4 * 5, dtype=np.float32).reshape(7, 4, 5)
     np.save(tmp_path / "relevance.npy", rel)

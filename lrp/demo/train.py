@@ -7,6 +7,7 @@ training windows from the other chromosomes, half of them placed to contain a ra
 each reverse-complemented with probability 1/2.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -153,6 +154,17 @@ def auroc(y, score):
     return float(roc_auc_score(y, score))
 
 
+@contextlib.contextmanager
+def deterministic():
+    """``torch.use_deterministic_algorithms(True)`` inside the block, the caller's setting after it."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
 def train(
     fasta,
     sites,
@@ -176,7 +188,6 @@ def train(
     t0 = time.perf_counter()
     torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
     genome = read_fasta(fasta)
     sizes = {c: len(s) for c, s in genome.items()}
@@ -258,23 +269,24 @@ def train(
         task_names,
         np.round(frac, 3).tolist(),
     )
-    for epoch in range(epochs):
-        model.train()
-        total = 0.0
-        bar = tqdm(
-            range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False
-        )
-        for _ in bar:
-            x, y = draw(batch_size)
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach())
-            bar.set_postfix(loss=f"{total / (bar.n + 1):.4f}")
-        losses.append(total / steps)
-        log.info("epoch %d/%d: training loss %.4f", epoch + 1, epochs, losses[-1])
+    with deterministic():  # the process's setting is restored, an error or not
+        for epoch in range(epochs):
+            model.train()
+            total = 0.0
+            bar = tqdm(
+                range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False
+            )
+            for _ in bar:
+                x, y = draw(batch_size)
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach())
+                bar.set_postfix(loss=f"{total / (bar.n + 1):.4f}")
+            losses.append(total / steps)
+            log.info("epoch %d/%d: training loss %.4f", epoch + 1, epochs, losses[-1])
 
     model.eval()
     starts = np.arange(0, sizes[test_chrom] - length + 1, length // 2)
@@ -356,41 +368,3 @@ def _write_json(path, obj):
     with atomic_open(path) as handle:
         json.dump(obj, handle, indent=1)
         handle.write("\n")
-
-
-def train_arguments(parser):
-    parser.add_argument("--fasta", required=True, help="simulated genome FASTA")
-    parser.add_argument("--sites", required=True, help="known_sites.bed (BED6) of the simulation")
-    parser.add_argument(
-        "--out-dir", required=True, help="directory for model.pt2, model_state.pt, ..."
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--length", type=int, default=1000, help="input window length in bp")
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
-    parser.add_argument(
-        "--windows-per-epoch", type=int, default=3200, help="training windows per epoch"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="windows per batch")
-    parser.add_argument(
-        "--lr", type=float, default=2e-2, help="peak Adam learning rate (cosine decay to 0)"
-    )
-    parser.add_argument("--filters", type=int, default=32, help="convolution filters")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--test-chrom", help="held-out chromosome (default: the last)")
-
-
-def train_main(args):
-    train(
-        args.fasta,
-        args.sites,
-        args.out_dir,
-        seed=args.seed,
-        length=args.length,
-        epochs=args.epochs,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        windows_per_epoch=args.windows_per_epoch,
-        lr=args.lr,
-        filters=args.filters,
-        test_chrom=args.test_chrom,
-    )

@@ -5,10 +5,16 @@ A target is a mapping ``{"output": name | int | None, "index": int | None, "redu
 - ``output``: for models with several outputs (tuple or dict), which one (dict key or position).
 - ``index``: the task/class along dimension 1 (``(N, T)`` logits, or ``(N, T, L)`` profiles).
 - ``reduction``: ``none`` (the selected entry itself), ``sum`` (all entries of the output), or ``profile``
-  (BPNet-style profile logits ``(N, L)``: ``f = sum(softmax(z).detach() * z)``, as chrombpnet does).
+  (BPNet-style profile logits ``z``, ``(N, L)``, or ``(N, S, L)`` with strands/tasks ``S``): with
+  ``m = z - mean(z)`` over the positions (and, without ``index``, the strands too, as bpnet-lite's
+  ``ProfileWrapper`` flattens them), ``f = sum(softmax(m).detach() * m)`` (bpnet-lite, chrombpnet; the
+  DeepLIFT paper's adjustment for softmax). With ``index`` only that task's ``(N, L)`` logits are reduced.
 
 The initial relevance has the output's shape, holds ``f_t(x)`` spread over the entries that make it, and is
-zero elsewhere; its sum per sequence is ``f_t(x)``.
+zero elsewhere; its sum per sequence is ``f_t(x)``. For ``profile``, ``f`` is linear in ``z`` with the
+softmax detached, ``f = sum_j (p_j - 1/n) z_j`` with ``p = softmax(m)`` over the ``n`` reduced entries, and
+entry ``j`` holds ``(p_j - 1/n) z_j``: the epsilon rule's split through the centring ``m = z - mean(z)``
+(gradient times logit), so LRP and gradient x input start from the same relevance at the logits.
 """
 
 import torch
@@ -84,18 +90,8 @@ def initial_relevance(output, target):
     elif reduction == "sum":
         relevance = torch.where(keep, out, 0)
     else:
-        logits = out[:, index] if index is not None and out.dim() == 3 else out
-        if logits.dim() == 3:
-            raise PlrpError(
-                f"profile target of shape {tuple(output.shape)} has several tasks. Fix: set target.index"
-            )
-        probs = torch.softmax(logits.flatten(1), dim=1).reshape(logits.shape)
-        weighted = probs * logits
-        relevance = torch.zeros_like(out)
-        if out.dim() == 3 and index is not None:
-            relevance[:, index] = weighted
-        else:
-            relevance = weighted.reshape(out.shape)
+        logits, put = _profile_logits(out, index, output.shape)
+        relevance = put(_profile_weights(logits) * logits)
     f = relevance.flatten(1).sum(1)
     return relevance.reshape(output.shape), f
 
@@ -105,9 +101,40 @@ def target_scalar(output, target):
     index, reduction = target["index"], target["reduction"]
     out = output if output.dim() > 1 else output[:, None]
     if reduction == "profile":
-        logits = out[:, index] if (index is not None and out.dim() == 3) else out
-        logits = logits.flatten(1)
-        return (torch.softmax(logits, dim=1).detach() * logits).sum(1)
+        logits, _ = _profile_logits(out, index, output.shape)
+        m = logits - logits.mean(1, keepdim=True)
+        return (torch.softmax(m, dim=1).detach() * m).sum(1)
     if index is not None:
         out = out[:, index]
     return out.flatten(1).sum(1) if out.dim() > 1 else out
+
+
+def _profile_logits(out, index, shape):
+    """The reduced logits ``(N, n)`` of a profile target and a function putting ``(N, n)`` values back
+    into a zero tensor of the output's shape ``shape``.
+
+    ``out`` is the output with at least 2 dimensions: ``(N, L)`` or ``(N, S, L)``; with ``index`` on a
+    3-d output only task ``index``'s positions are reduced, otherwise every entry (strands and positions).
+    """
+    if index is not None and out.dim() == 3:
+        logits = out[:, index]
+
+        def put(values):
+            full = torch.zeros_like(out)
+            full[:, index] = values
+            return full.reshape(shape)
+
+        return logits, put
+    if index is not None:
+        raise PlrpError(
+            f"target.index {index} with reduction profile needs a profile output of shape (N, tasks, "
+            f"L), not {tuple(shape)}. Fix: remove target.index"
+        )
+    return out.flatten(1), lambda values: values.reshape(shape)
+
+
+def _profile_weights(logits):
+    """``softmax(m) - 1/n`` ``(N, n)`` of the mean-normalised logits ``m = z - mean(z)``: the gradient of
+    the profile target at the logits ``z`` ``(N, n)``, the softmax held constant."""
+    m = logits - logits.mean(1, keepdim=True)
+    return torch.softmax(m, dim=1) - 1.0 / logits.shape[1]

@@ -248,33 +248,58 @@ def perturbation_curve(f, x, order, fractions, background, batch_size=256):
     return out
 
 
-def faithfulness(
-    f, x, scores, n_steps=20, max_fraction=0.2, background="uniform", n_random=3, seed=0
+def faithfulness_baseline(
+    f, x, n_steps=20, max_fraction=0.2, background="uniform", n_random=3, seed=0
 ):
-    """Most-relevant-first deletion against random order: area over the perturbation curve (AOPC).
+    """The part of :func:`faithfulness` that is the same for every method: random-order deletion curves.
 
-    ``f (n, 4, L) -> (n,)`` the explained scalar; ``x (N, 4, L)`` one-hot; ``scores (N, L)`` projected
-    relevance. Deletes up to ``max_fraction`` of the positions in ``n_steps`` steps. AOPC = mean over steps
-    of ``f(x) - f(x_k)``, averaged over windows (in units of f). Returns a dict: ``aopc_relevance``,
-    ``aopc_random`` (mean of ``n_random`` random orders), ``aopc_gain`` (their difference, > 0 when the
-    relevance ranks positions better than chance), ``fractions``, ``curve_relevance``, ``curve_random``
-    (mean drop per step), and ``f0`` (mean f(x)).
+    ``f (n, 4, L) -> (n,)``; ``x (N, 4, L)`` one-hot. The random orders and the background come from
+    ``default_rng(seed)`` in the order :func:`faithfulness` draws them, so the numbers are the same as
+    computing them per method. Returns a dict: ``fractions`` ``(n_steps + 1,)``, ``f0`` ``(N,)`` (f of the
+    intact windows), ``random_drop`` ``(N, n_steps + 1)`` (mean over the ``n_random`` orders of
+    ``f(x) - f(x_k)``) and the parameters (``n_steps``, ``max_fraction``, ``background``, ``n_random``,
+    ``seed``).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
-    scores = np.asarray(scores, dtype=np.float64)
     N, _, L = x.shape
     fractions = np.linspace(0, max_fraction, n_steps + 1)
     bg = _background(x, background, rng)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    curve = perturbation_curve(f, x, order, fractions, bg)
-    drop = curve[:, :1] - curve
-    rnd = []
+    rnd, f0 = [], None
     for _ in range(n_random):
         r_order = np.argsort(rng.random((N, L)), axis=1)
         c = perturbation_curve(f, x, r_order, fractions, bg)
+        f0 = c[:, 0]
         rnd.append(c[:, :1] - c)
-    rnd = np.mean(rnd, axis=0)
+    if f0 is None:  # no random order: f of the intact windows alone
+        f0 = perturbation_curve(f, x, np.zeros((N, L), np.int64), fractions[:1], bg)[:, 0]
+    return {
+        "fractions": fractions,
+        "f0": f0,
+        "random_drop": np.mean(rnd, axis=0) if rnd else np.zeros((N, n_steps + 1)),
+        "n_steps": n_steps,
+        "max_fraction": max_fraction,
+        "background": background,
+        "n_random": n_random,
+        "seed": seed,
+    }
+
+
+def faithfulness_from_baseline(f, x, scores, baseline):
+    """:func:`faithfulness` of one method given the shared :func:`faithfulness_baseline` of its windows
+    ``x (N, 4, L)``: only the most-relevant-first curve is run (``n_steps`` model passes over ``x``)."""
+    x = np.asarray(x, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float64)
+    f0, rnd = np.asarray(baseline["f0"]), np.asarray(baseline["random_drop"])
+    if f0.shape != (x.shape[0],) or scores.shape != (x.shape[0], x.shape[2]):
+        raise ValueError(
+            f"baseline of {f0.shape[0]} windows, scores {scores.shape}, windows {x.shape}"
+        )
+    fractions = np.asarray(baseline["fractions"], dtype=np.float64)
+    bg = _background(x, baseline["background"], np.random.default_rng(baseline["seed"]))
+    order = np.argsort(-scores, axis=1, kind="stable")
+    curve = np.column_stack([f0, perturbation_curve(f, x, order, fractions[1:], bg)])
+    drop = curve[:, :1] - curve
     a_rel = float(drop[:, 1:].mean())
     a_rnd = float(rnd[:, 1:].mean())
     return {
@@ -288,6 +313,23 @@ def faithfulness(
     }
 
 
+def faithfulness(
+    f, x, scores, n_steps=20, max_fraction=0.2, background="uniform", n_random=3, seed=0
+):
+    """Most-relevant-first deletion against random order: area over the perturbation curve (AOPC).
+
+    ``f (n, 4, L) -> (n,)`` the explained scalar; ``x (N, 4, L)`` one-hot; ``scores (N, L)`` projected
+    relevance. Deletes up to ``max_fraction`` of the positions in ``n_steps`` steps. AOPC = mean over steps
+    of ``f(x) - f(x_k)``, averaged over windows (in units of f). Returns a dict: ``aopc_relevance``,
+    ``aopc_random`` (mean of ``n_random`` random orders), ``aopc_gain`` (their difference, > 0 when the
+    relevance ranks positions better than chance), ``fractions``, ``curve_relevance``, ``curve_random``
+    (mean drop per step), and ``f0`` (mean f(x)). The random part is :func:`faithfulness_baseline`
+    (the same for every method: the workflow computes it once per genome and model).
+    """
+    base = faithfulness_baseline(f, x, n_steps, max_fraction, background, n_random, seed)
+    return faithfulness_from_baseline(f, x, scores, base)
+
+
 def summarise(values):
     """``nanmean`` of a per-window metric as a float (NaN when nothing is defined)."""
     v = np.asarray(values, dtype=np.float64)
@@ -298,6 +340,8 @@ __all__ = [
     "auprc",
     "call_accuracy",
     "faithfulness",
+    "faithfulness_baseline",
+    "faithfulness_from_baseline",
     "gini",
     "inside",
     "perturbation_curve",

@@ -18,6 +18,7 @@ chromosome is shorter than ``L``). ``--tile`` covers whole chromosomes with wind
 
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -41,12 +42,18 @@ def _int(text):
         return None
 
 
-def read_bed(path, chrom_sizes, what="regions"):
+def _header_like(fields):
+    """Whether a line looks like a column header: its start and end are words (``chromStart``), not numbers."""
+    return all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f) for f in fields[1:3])
+
+
+def read_bed(path, chrom_sizes, what="regions", require_name=False):
     """Read and validate a BED (3+ columns) -> DataFrame with chrom, start, end, name, score, strand.
 
     Blank lines and lines starting with ``#``, ``track`` or ``browser`` are skipped. Columns past the sixth
     are kept (BED12 names, then ``extra7``...) as strings. Missing name -> ``chrom:start-end``, score -> 0,
-    strand -> ``.``. ``chrom_sizes`` (``{name: length}``, or None to skip the checks) bounds each interval.
+    strand -> ``.``; with ``require_name`` (known sites: the name is the TF) a line without a name is an
+    error. ``chrom_sizes`` (``{name: length}``, or None to skip the checks) bounds each interval.
     Every problem raises a one-line PlrpError naming the file, the line number and the fix.
     """
     path = str(path)
@@ -73,9 +80,17 @@ def read_bed(path, chrom_sizes, what="regions"):
                     path,
                     where,
                     f"start/end not integers ({fields[1]!r}, {fields[2]!r})",
-                    "remove a column-header line (or start it with '#')"
-                    if lineno == 1
+                    "remove the column-header line (or start it with '#')"
+                    if not rows and _header_like(fields)
                     else "use 0-based integer coordinates in columns 2 and 3",
+                )
+            if require_name and (len(fields) < 4 or not fields[3].strip() or fields[3] == "."):
+                raise input_error(
+                    path,
+                    where,
+                    f"no name in column 4: {what} need the TF name of each site",
+                    "write BED6 (chrom, start, end, TF name, score, strand), e.g. "
+                    f"'{chrom}\\t{fields[1]}\\t{fields[2]}\\tCTCF\\t0\\t+'",
                 )
             if start < 0 or end < 0:
                 raise input_error(
@@ -383,55 +398,77 @@ def shard_bounds(n_regions, shard_size):
     ]
 
 
-def regions_arguments(parser):
-    parser.add_argument("--fasta", required=True, help="genome FASTA")
-    parser.add_argument("--length", type=int, required=True, help="model input length L (bp)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bed", help="BED of regions, re-centred to L")
-    source.add_argument("--tile", action="store_true", help="tile whole chromosomes")
-    parser.add_argument("--step", type=int, help="tiling step (bp); default L // 2")
-    parser.add_argument("--chroms", nargs="+", help="tile only these chromosomes")
-    parser.add_argument("--min-gap", type=int, default=25, help="N runs this long split tiling")
-    parser.add_argument(
-        "--max-n-fraction", type=float, default=0.5, help="drop tiles with more N than this"
-    )
-    parser.add_argument("--out", required=True, help="region table (BED6)")
-    parser.add_argument("--gaps-out", help="BED of uncovered bases (N gaps) when tiling")
-    parser.add_argument("--shard-size", type=int, help="regions per shard")
-    parser.add_argument("--n-shards-out", help="write the number of shards here")
-    parser.add_argument("--chrom-sizes-out", help="write the FASTA's chrom.sizes here")
+def make_regions(
+    fasta,
+    length,
+    out,
+    bed=None,
+    step=None,
+    chroms=None,
+    min_gap=25,
+    max_n_fraction=0.5,
+    gaps_out=None,
+    shard_size=None,
+    n_shards_out=None,
+    chrom_sizes_out=None,
+):
+    """Write the region table of a genome: a BED re-centred to ``length``, or (``bed=None``) whole
+    chromosomes tiled; sorted in FASTA order, atomically.
 
+    Parameters
+    ----------
+    fasta : str
+        Genome FASTA.
+    length : int
+        The model's input length ``L`` (bp): every region is ``L`` bp.
+    out : str
+        The region table (BED6).
+    bed : str or None
+        BED of regions to re-centre; None tiles whole chromosomes (see :func:`tile`).
+    step, chroms, min_gap, max_n_fraction
+        Tiling: step (default ``L // 2``), chromosomes (default all), N runs that split a chromosome,
+        largest N share of a tile.
+    gaps_out : str or None
+        BED of the bases no tile covers (empty for a BED).
+    shard_size : int or None
+        Regions per shard (for ``n_shards_out``).
+    n_shards_out, chrom_sizes_out : str or None
+        Files for the number of shards and the FASTA's chrom.sizes.
 
-def regions_main(args):
+    Returns
+    -------
+    pandas.DataFrame
+        The regions written.
+    """
     from lrp.genomics.genome import chrom_sizes, write_chrom_sizes
 
-    if args.n_shards_out and not args.shard_size:
+    if n_shards_out and not shard_size:
         raise PlrpError("--n-shards-out needs --shard-size. Fix: pass --shard-size K")
-    if args.shard_size is not None and args.shard_size <= 0:
-        raise PlrpError(f"--shard-size {args.shard_size}: must be positive. Fix: e.g. 256")
-    sizes = chrom_sizes(args.fasta)
+    if shard_size is not None and shard_size <= 0:
+        raise PlrpError(f"--shard-size {shard_size}: must be positive. Fix: e.g. 256")
+    sizes = chrom_sizes(fasta)
     gaps = None
-    if args.tile:
-        step = args.step or max(args.length // 2, 1)
+    if bed is None:
         regions, gaps = tile(
-            args.fasta, args.length, step, args.chroms, args.max_n_fraction, args.min_gap
+            fasta, length, step or max(length // 2, 1), chroms, max_n_fraction, min_gap
         )
     else:
-        if args.chroms:
+        if chroms:
             raise PlrpError("--chroms applies to --tile only; filter the BED instead")
-        regions = resize(read_bed(args.bed, sizes, "regions"), args.length, sizes)
+        regions = resize(read_bed(bed, sizes, "regions"), length, sizes)
     regions = sort_regions(regions, list(sizes))
     if regions.empty:
-        raise PlrpError(f"{args.bed or args.fasta}: no regions of length {args.length} left")
-    write_regions(regions, args.out)
-    log.info("%d regions of %d bp -> %s", len(regions), args.length, args.out)
-    if args.gaps_out:
+        raise PlrpError(f"{bed or fasta}: no regions of length {length} left")
+    write_regions(regions, out)
+    log.info("%d regions of %d bp -> %s", len(regions), length, out)
+    if gaps_out:
         if gaps is None:
             gaps = pd.DataFrame(columns=BED_COLUMNS)
-        with atomic_open(args.gaps_out) as handle:
+        with atomic_open(gaps_out) as handle:
             gaps[BED_COLUMNS].to_csv(handle, sep="\t", header=False, index=False)
-    if args.n_shards_out:
-        with atomic_open(args.n_shards_out) as handle:
-            handle.write(f"{n_shards(len(regions), args.shard_size)}\n")
-    if args.chrom_sizes_out:
-        write_chrom_sizes(sizes, args.chrom_sizes_out)
+    if n_shards_out:
+        with atomic_open(n_shards_out) as handle:
+            handle.write(f"{n_shards(len(regions), shard_size)}\n")
+    if chrom_sizes_out:
+        write_chrom_sizes(sizes, chrom_sizes_out)
+    return regions

@@ -3,26 +3,20 @@
 Overlapping windows of equal length: each base takes its value from the window whose centre is nearest
 (ties: the leftmost window), i.e. a centre crop, so every covered base is written exactly once.
 
-CLI::
-
-    plrp bigwig --relevance relevance.npz --regions regions.bed --fasta genome.fa --out track.bw
-
 The projected score is ``relevance.sum(1)``; rows are read a few at a time with ordinary file reads
-(:class:`NpyRows`) from a sibling ``relevance.npy`` when present, else from the ``relevance`` member of the npz
-when stored uncompressed, else the npz is loaded. The bigWig is written with pybigtools from a generator of
+(:class:`lrp.genomics.store.NpyRows`, as ``plrp bigwig`` opens the relevance store). The bigWig is written with pybigtools from a generator of
 run-length-encoded intervals, so peak memory does not grow with the genome.
 """
 
 import itertools
 import logging
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lrp.core.atomic import atomic_path
-from lrp.core.errors import PlrpError, input_error
+from lrp.core.errors import PlrpError
+from lrp.genomics.store import NpyRows
 
 log = logging.getLogger("plrp")
 
@@ -267,186 +261,3 @@ def read_bigwig_values(path, chrom, start, end):
         return np.asarray(bw.values(chrom, int(start), int(end), numpy=True), dtype=np.float64)
     finally:
         bw.close()
-
-
-class NpyRows:
-    """Lazy rows of a C-order array stored at ``offset`` in ``path`` (a ``.npy`` file or an uncompressed npz
-    member), read with ordinary file reads (seek + readinto) rather than a memory map, so the pages read
-    never count in this process's RSS: memory is set by the rows asked for, not by the file.
-
-    ``shape``, ``dtype``, ``ndim``, ``len()``; ``read(lo, hi)`` -> rows ``[lo, hi)``; ``take(rows)`` -> those rows
-    (one read per run of consecutive rows); indexing ``a[i]``, ``a[lo:hi]``, ``a[rows]``, ``a[i, :, s:e]``
-    reads the rows and applies the rest of the index in memory.
-    """
-
-    def __init__(self, path, offset, shape, dtype):
-        self.path, self.offset = str(path), int(offset)
-        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
-        self.ndim = len(self.shape)
-        self.row_shape = self.shape[1:]
-        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __repr__(self):
-        return f"NpyRows({self.path!r}, shape={self.shape}, dtype={self.dtype})"
-
-    def _read_into(self, handle, lo, out):
-        handle.seek(self.offset + lo * self.row_bytes)
-        view = memoryview(out.reshape(-1).view(np.uint8))
-        got = 0
-        while got < len(view):
-            n = handle.readinto(view[got:])
-            if not n:
-                raise PlrpError(f"{self.path}: file is shorter than its header says. Fix: regather")
-            got += n
-
-    def read(self, lo, hi):
-        """Rows ``[lo, hi)`` as a new array (clipped to the array, like a slice)."""
-        lo, hi = max(0, int(lo)), min(len(self), int(hi))
-        out = np.empty((max(hi - lo, 0),) + self.row_shape, self.dtype)
-        if out.size:
-            with open(self.path, "rb") as handle:
-                self._read_into(handle, lo, out)
-        return out
-
-    def take(self, rows):
-        """Rows ``rows`` (int array, any order; negative counts from the end) as a new array."""
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        rows = np.where(rows < 0, rows + len(self), rows)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
-            raise IndexError(f"row index out of range for {len(self)} rows")
-        out = np.empty((rows.size,) + self.row_shape, self.dtype)
-        if rows.size == 0:
-            return out
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
-        cut = np.flatnonzero(np.diff(srt) != 1) + 1  # runs of consecutive rows: one read each
-        with open(self.path, "rb") as handle:
-            if srt.size == rows.size and np.array_equal(order, np.arange(rows.size)):
-                for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, srt.size].tolist()):
-                    self._read_into(handle, int(srt[a]), out[a:b])
-            else:
-                tmp = np.empty_like(out)
-                for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, srt.size].tolist()):
-                    self._read_into(handle, int(srt[a]), tmp[a:b])
-                out[order] = tmp
-        return out
-
-    def __getitem__(self, key):
-        rest = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0] if key else slice(None)), key[1:]
-        if isinstance(key, (int, np.integer)):
-            i = int(key) + (len(self) if key < 0 else 0)
-            if not 0 <= i < len(self):
-                raise IndexError(f"row {int(key)} out of range for {len(self)} rows")
-            block = self.read(i, i + 1)[0]
-        elif isinstance(key, slice):
-            lo, hi, step = key.indices(len(self))
-            block = self.read(lo, hi) if step == 1 else self.take(np.arange(lo, hi, step))
-        else:
-            key = np.asarray(key)
-            block = self.take(np.flatnonzero(key) if key.dtype == bool else key)
-        return block[(slice(None),) * (block.ndim - len(self.row_shape)) + rest] if rest else block
-
-    def __array__(self, dtype=None, copy=None):
-        out = self.read(0, len(self))
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-
-def _npy_header(handle):
-    """Read a ``.npy`` header at the handle's position -> ``(shape, fortran, dtype)``; the data follow."""
-    version = np.lib.format.read_magic(handle)
-    read_header = {
-        (1, 0): np.lib.format.read_array_header_1_0,
-        (2, 0): np.lib.format.read_array_header_2_0,
-    }.get(version)
-    if read_header is None:
-        return None
-    return read_header(handle)
-
-
-def _npz_member_rows(path, key):
-    """:class:`NpyRows` over ``key`` of an uncompressed npz; None when it is compressed (or not C-order)."""
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(f"{key}.npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            return None
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-        name_len = int.from_bytes(local[26:28], "little")
-        extra_len = int.from_bytes(local[28:30], "little")
-        handle.seek(info.header_offset + 30 + name_len + extra_len)
-        header = _npy_header(handle)
-        offset = handle.tell()
-    if header is None:
-        return None
-    shape, fortran, dtype = header
-    if (fortran and len(shape) > 1) or dtype.hasobject:
-        return None
-    return NpyRows(path, offset, shape, dtype)
-
-
-def open_npy_rows(path):
-    """:class:`NpyRows` over a ``.npy`` file (a memmap for the rare Fortran-order or newer-format file)."""
-    with open(path, "rb") as handle:
-        header = _npy_header(handle)
-        offset = handle.tell()
-    if header is None or (header[1] and len(header[0]) > 1) or header[2].hasobject:
-        return np.load(path, mmap_mode="r")
-    shape, _, dtype = header
-    return NpyRows(path, offset, shape, dtype)
-
-
-def open_relevance(path):
-    """``(N, 4, L)`` relevance, lazily, as :class:`NpyRows` (rows read on demand with file reads): the
-    sibling ``relevance.npy`` when present, else the uncompressed npz member; a compressed npz is loaded."""
-    path = Path(path)
-    sibling = path.with_suffix(".npy")
-    if sibling.exists():
-        return open_npy_rows(sibling)
-    if not path.exists():
-        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
-    try:
-        arr = _npz_member_rows(path, "relevance")
-    except KeyError:
-        raise input_error(path, "relevance", "no such array", "run `plrp gather` again") from None
-    except zipfile.BadZipFile:
-        raise input_error(path, None, "not an npz file", "run `plrp gather` again") from None
-    if arr is None:
-        log.info("%s: compressed npz, loading relevance into memory", path)
-        arr = np.load(path)["relevance"]
-    return arr
-
-
-def bigwig_arguments(parser):
-    parser.add_argument(
-        "--relevance", required=True, help="relevance.npz (key relevance (N, 4, L))"
-    )
-    parser.add_argument("--regions", required=True, help="region table regions.bed")
-    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
-    parser.add_argument("--out", required=True, help="bigWig to write")
-
-
-def bigwig_main(args):
-    from lrp.genomics.genome import chrom_sizes
-    from lrp.genomics.regions import read_regions
-
-    relevance = open_relevance(args.relevance)
-    regions = read_regions(args.regions, coords_only=True)
-    if relevance.ndim != 3 or relevance.shape[1] != 4:
-        raise input_error(
-            args.relevance, "relevance", f"shape {relevance.shape}, expected (N, 4, L)", "regather"
-        )
-    if len(relevance) != len(regions):
-        raise input_error(
-            args.relevance,
-            "relevance",
-            f"{len(relevance)} rows for {len(regions)} regions",
-            f"regather the attributions for {args.regions}",
-        )
-    write_bigwig(args.out, chrom_sizes(args.fasta), regions, relevance)
-    log.info("wrote %s", args.out)

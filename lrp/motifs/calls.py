@@ -22,10 +22,10 @@ match among them is close to arbitrary. ``matches`` lists every TF whose motif t
 counts a labelled call on a site of TF T as correct when T is among them.
 """
 
+import inspect
 import logging
 import shutil
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,34 +33,13 @@ import pandas as pd
 
 from lrp.core.atomic import atomic_open
 from lrp.core.errors import input_error
+from lrp.motifs.seqlets import ProjectedRows, call_seqlets
+from lrp.motifs.stats import bh_q
 
 log = logging.getLogger("plrp")
 
 UNKNOWN = "unknown"
-UNKNOWN_RGB = "150,150,150"
-#: 20 distinguishable colours (tab20 without its greys); a TF's colour is crc32(name) % 20: stable everywhere
-PALETTE = [
-    "31,119,180",
-    "174,199,232",
-    "255,127,14",
-    "255,187,120",
-    "44,160,44",
-    "152,223,138",
-    "214,39,40",
-    "255,152,150",
-    "148,103,189",
-    "197,176,213",
-    "140,86,75",
-    "196,156,148",
-    "227,119,194",
-    "247,182,210",
-    "188,189,34",
-    "219,219,141",
-    "23,190,207",
-    "158,218,229",
-    "57,59,121",
-    "99,121,57",
-]
+QUERY_ROWS = 4096  # calls whose window rows are read at a time
 BED9 = [
     "chrom",
     "start",
@@ -91,45 +70,6 @@ TSV_COLUMNS = BED9[:6] + [
     "n_windows",
     "sequence",
 ]
-
-
-def tf_colour(name):
-    """``"R,G,B"`` for a TF name: the same colour in every method's track; grey for ``unknown``."""
-    if name == UNKNOWN:
-        return UNKNOWN_RGB
-    return PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
-
-
-# --------------------------------------------------------------------------------------------- database
-def load_motif_db(path):
-    """MEME file -> ``(ids, names, pfms)``: matrix IDs, TF names (the NAME field) and ``(4, w)`` PFMs."""
-    from lrp.motifs.database import read_meme
-
-    motifs, ids = read_meme(path, return_ids=True)
-    keys = list(motifs)
-    mids = [ids[k] for k in keys]
-    # read_meme makes repeated names unique as NAME_ID; the TF name is NAME.
-    names = [k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k for k, m in zip(keys, mids)]
-    return mids, names, [np.asarray(motifs[k], dtype=np.float64) for k in keys]
-
-
-def bh_best_q(pvals):
-    """Benjamini-Hochberg q-value of the best (smallest) p-value in each row of ``pvals (n, m)``."""
-    return bh_q(pvals).min(axis=1)
-
-
-def bh_q(pvals):
-    """Benjamini-Hochberg q-values of every entry of ``pvals (n, m)``, each row on its own."""
-    p = np.asarray(pvals, dtype=np.float64)
-    if p.size == 0:
-        return p.copy()
-    m = p.shape[1]
-    order = np.argsort(p, axis=1, kind="stable")
-    ranked = np.take_along_axis(p, order, axis=1) * m / np.arange(1, m + 1)
-    ranked = np.minimum(1.0, np.minimum.accumulate(ranked[:, ::-1], axis=1)[:, ::-1])
-    q = np.empty_like(p)
-    np.put_along_axis(q, order, ranked, axis=1)
-    return q
 
 
 def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
@@ -174,39 +114,6 @@ def tomtom_best(queries, pfms, n_jobs=-1, chunk=256, max_q=None):
     if max_q is not None:
         out["significant"] = significant
     return out
-
-
-# --------------------------------------------------------------------------------------------- inputs
-def load_relevance(path, keys=("relevance", "hypothetical", "ohe", "index")):
-    """Arrays of a gathered ``relevance.npz``; checks ``(N, 4, L)`` shapes and ``index (N,)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise input_error(path, None, "relevance file not found", "run `plrp gather` first")
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in keys if k not in z.files]
-        if missing:
-            raise input_error(path, None, f"missing arrays {missing}", "run `plrp gather` again")
-        extra = ("layer_gini", "layer_names", "target", "p_pos", "p_neg", "method")
-        arrays = {k: z[k] for k in z.files if k in keys or k in extra}
-    shape = arrays["relevance"].shape
-    for k in ("relevance", "hypothetical", "ohe"):
-        if k in arrays and (
-            arrays[k].ndim != 3 or arrays[k].shape[1] != 4 or arrays[k].shape != shape
-        ):
-            raise input_error(
-                path,
-                k,
-                f"shape {arrays[k].shape}, expected {shape} (N, 4, L)",
-                "run `plrp gather` again",
-            )
-    if "index" in arrays and arrays["index"].shape != (shape[0],):
-        raise input_error(
-            path,
-            "index",
-            f"shape {arrays['index'].shape}, expected ({shape[0]},)",
-            "run `plrp gather` again",
-        )
-    return arrays
 
 
 def check_regions(regions, index, L, path):
@@ -314,13 +221,32 @@ def merge_duplicates(calls, tmpdir=None):
     return out.reset_index(drop=True)
 
 
+def spans(arrays, rows, starts, ends, block=QUERY_ROWS):
+    """``arrays[r, :, s:e]`` as float64 ``(4, e - s)`` for each ``(r, s, e)``, reading ``block`` calls' rows
+    at a time (``arrays``: ``(N, 4, L)``, an array or :class:`lrp.genomics.store.NpyRows`)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = []
+    for lo in range(0, len(rows), block):
+        r = rows[lo : lo + block]
+        unique = np.unique(r)
+        got = arrays[unique]
+        where = np.searchsorted(unique, r)
+        out += [
+            np.asarray(got[w, :, s:e], dtype=np.float64)
+            for w, s, e in zip(where, starts[lo : lo + block], ends[lo : lo + block])
+        ]
+    return out
+
+
 def annotate(calls, ohe, db, max_q=0.05, n_jobs=-1):
     """TOMTOM-label each call with the one-hot of its window span; adds match and BED name fields."""
     ids, names, pfms = db
-    queries = [
-        np.asarray(ohe[r, :, s:e], dtype=np.float64)
-        for r, s, e in calls[["row", "window_start", "window_end"]].itertuples(index=False)
-    ]
+    queries = spans(
+        ohe,
+        calls["row"].to_numpy(),
+        calls["window_start"].to_numpy(np.int64),
+        calls["window_end"].to_numpy(np.int64),
+    )
     m = tomtom_best(queries, pfms, n_jobs=n_jobs, max_q=max_q)
     idx = m["match_idx"].to_numpy()
     names_arr = np.array(names, object)
@@ -356,32 +282,51 @@ def finish(calls):
     return calls[TSV_COLUMNS]
 
 
+_SEQLET = {k: p.default for k, p in inspect.signature(call_seqlets).parameters.items()}
+
+
 def call_motifs(
-    arrays,
+    store,
     regions,
     db,
-    threshold=0.01,
-    min_len=4,
-    max_len=25,
-    flank=0,
-    trim=0.1,
-    merge_gap=4,
-    negative=True,
+    threshold=_SEQLET["threshold"],
+    min_len=_SEQLET["min_len"],
+    max_len=_SEQLET["max_len"],
+    flank=_SEQLET["flank"],
+    trim=_SEQLET["trim"],
+    merge_gap=_SEQLET["merge_gap"],
+    negative=_SEQLET["negative"],
     max_q=0.05,
-    max_seqlets=None,
+    max_seqlets=_SEQLET["max_seqlets"],
     tmpdir=None,
     n_jobs=-1,
     min_target=None,
 ):
-    """Relevance arrays + region table + motif database -> calls DataFrame (``TSV_COLUMNS``).
+    """Relevance store + region table + motif database -> calls DataFrame (``TSV_COLUMNS``).
 
-    min_target: call only in windows whose explained output ``f_t(x)`` (``arrays["target"]``) is at least
-    this, e.g. 0 for a logit: the windows the model predicts as bound, as one runs modisco on peaks.
+    Parameters
+    ----------
+    store : lrp.genomics.store.RelevanceStore
+        One method's relevance (``relevance`` and ``ohe`` ``(N, 4, L)``, read a block of rows at a time, so
+        memory does not grow with ``N``), ``index`` ``(N,)`` and, for ``min_target``, ``target`` ``(N,)``.
+    regions : pandas.DataFrame
+        The region table the store indexes.
+    db : tuple
+        ``(ids, names, pfms)`` of :func:`lrp.motifs.database.load_motif_db`.
+    threshold, min_len, max_len, flank, trim, merge_gap, negative, max_seqlets
+        The seqlet caller's settings (:func:`lrp.motifs.seqlets.call_seqlets`, whose defaults these are).
+    max_q : float
+        A call is named after its best database match when TOMTOM's q <= this, else ``unknown``.
+    tmpdir : str or None
+        Folder for bedtools' temporaries.
+    n_jobs : int
+        TOMTOM threads (-1: all).
+    min_target : float or None
+        Call only in windows whose explained output ``f_t(x)`` is at least this, e.g. 0 for a logit: the
+        windows the model predicts as bound, as one runs modisco on peaks.
     """
-    from lrp.motifs.seqlets import call_seqlets, project
-
     seqlets = call_seqlets(
-        project(arrays["relevance"]),
+        ProjectedRows(store.relevance, store.chunk_rows()),
         threshold=threshold,
         min_len=min_len,
         max_len=max_len,
@@ -392,17 +337,18 @@ def call_motifs(
         merge_gap=merge_gap,
     )
     if min_target is not None:
-        keep = np.asarray(arrays["target"])[seqlets["example_idx"].to_numpy()] >= min_target
+        keep = np.asarray(store.target)[seqlets["example_idx"].to_numpy()] >= min_target
         seqlets = seqlets[keep].reset_index(drop=True)
-    calls = to_genome(seqlets, arrays["index"], regions)
+    calls = to_genome(seqlets, store.index, regions)
     calls = merge_duplicates(calls, tmpdir=tmpdir)
-    calls = annotate(calls, arrays["ohe"], db, max_q=max_q, n_jobs=n_jobs)
+    calls = annotate(calls, store.ohe, db, max_q=max_q, n_jobs=n_jobs)
     return finish(calls)
 
 
 # --------------------------------------------------------------------------------------------- output
-def bed9(calls):
-    """Calls -> BED9 DataFrame (thick = whole call, itemRgb by TF)."""
+def bed9(calls, colour):
+    """Calls -> BED9 DataFrame (thick = whole call, itemRgb ``colour(name)``, e.g.
+    :func:`lrp.report.colours.tf_colour`)."""
     return pd.DataFrame(
         {
             "chrom": calls["chrom"],
@@ -413,14 +359,14 @@ def bed9(calls):
             "strand": calls["strand"],
             "thickStart": calls["start"],
             "thickEnd": calls["end"],
-            "itemRgb": [tf_colour(n) for n in calls["name"]],
+            "itemRgb": [colour(n) for n in calls["name"]],
         }
     )
 
 
-def write_bed(path, calls, track_name="motif_calls", description="PLRP motif calls"):
-    """Write sorted BED9 with a ``track`` line (``itemRgb="On"``), atomically."""
-    df = bed9(calls)
+def write_bed(path, calls, colour, track_name="motif_calls", description="PLRP motif calls"):
+    """Write sorted BED9 (itemRgb ``colour(name)``) with a ``track`` line (``itemRgb="On"``), atomically."""
+    df = bed9(calls, colour)
     with atomic_open(path) as handle:
         handle.write(f'track name="{track_name}" description="{description}" itemRgb="On"\n')
         df.to_csv(handle, sep="\t", header=False, index=False)
@@ -445,111 +391,9 @@ def read_calls(path):
     return df.astype({"chrom": str, "start": np.int64, "end": np.int64, "name": str})
 
 
-def write_bigbed(path, chrom_sizes, calls):
-    """Write the calls' BED9 as a bigBed (``lrp.genomics.tracks.write_bigbed``), atomically."""
+def write_bigbed(path, chrom_sizes, calls, colour):
+    """Write the calls' BED9 (itemRgb ``colour(name)``) as a bigBed (``lrp.genomics.tracks.write_bigbed``),
+    atomically."""
     from lrp.genomics.tracks import write_bigbed as _write
 
-    _write(path, chrom_sizes, bed9(calls))
-
-
-# --------------------------------------------------------------------------------------------- CLI
-def call_motifs_arguments(parser):
-    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
-    parser.add_argument("--regions", required=True, help="region table regions.bed (row = region)")
-    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
-    parser.add_argument("--fasta", required=True, help="genome FASTA (chromosome sizes)")
-    parser.add_argument(
-        "--out-bed", required=True, help="BED9 of calls (sorted, with a track line)"
-    )
-    parser.add_argument("--out-tsv", required=True, help="TSV of calls with every field")
-    parser.add_argument("--out-bigbed", help="bigBed of the calls (.bb)")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.01,
-        help="recursive-seqlet p-value threshold (a rank score; default 0.01)",
-    )
-    parser.add_argument("--min-len", type=int, default=4, help="minimum seqlet length (bp)")
-    parser.add_argument("--max-len", type=int, default=25, help="maximum seqlet length (bp)")
-    parser.add_argument("--flank", type=int, default=0, help="bp added to both seqlet ends")
-    parser.add_argument(
-        "--trim",
-        type=float,
-        default=0.1,
-        help="trim seqlet ends below this fraction of the span's maximum (0: off)",
-    )
-    parser.add_argument(
-        "--merge-gap",
-        type=int,
-        default=4,
-        help="join seqlets of one sign at most this many bp apart in a window (-1: off; default 4)",
-    )
-    parser.add_argument("--no-negative", action="store_true", help="do not call negative seqlets")
-    parser.add_argument(
-        "--max-q",
-        type=float,
-        default=0.05,
-        help="label a call with its best match when TOMTOM q <= this; else unknown",
-    )
-    parser.add_argument("--max-seqlets", type=int, help="keep at most this many strongest seqlets")
-    parser.add_argument(
-        "--min-target",
-        type=float,
-        help="call only in windows whose explained output is at least this (e.g. 0 for a logit)",
-    )
-    parser.add_argument("--track-name", default=None, help="track name (default: BED file stem)")
-    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
-
-
-def call_motifs_main(args):
-    from lrp.genomics.genome import chrom_sizes
-    from lrp.genomics.regions import read_regions
-
-    arrays = load_relevance(args.relevance)
-    regions = read_regions(args.regions)
-    check_regions(regions, arrays["index"], arrays["relevance"].shape[2], args.regions)
-    sizes = chrom_sizes(args.fasta)
-    unknown = sorted(set(regions["chrom"]) - set(sizes))
-    if unknown:
-        raise input_error(
-            args.regions,
-            None,
-            f"contig {unknown[0]!r} is not in the FASTA",
-            "use the region table made from this genome",
-        )
-    db = load_motif_db(args.motif_db)
-    out = Path(args.out_tsv).parent
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".bedtools.", dir=out) as tmp:
-        calls = call_motifs(
-            arrays,
-            regions,
-            db,
-            threshold=args.threshold,
-            min_len=args.min_len,
-            max_len=args.max_len,
-            flank=args.flank,
-            trim=args.trim,
-            merge_gap=args.merge_gap,
-            negative=not args.no_negative,
-            max_q=args.max_q,
-            max_seqlets=args.max_seqlets,
-            tmpdir=tmp,
-            n_jobs=args.threads,
-            min_target=args.min_target,
-        )
-    bad = calls[calls["end"].to_numpy() > calls["chrom"].map(sizes).to_numpy()]
-    if len(bad):
-        raise input_error(
-            args.regions,
-            None,
-            "a call lies past its chromosome's end",
-            "use the region table made from this genome",
-        )
-    name = args.track_name or Path(args.out_bed).stem
-    write_tsv(args.out_tsv, calls)
-    write_bed(args.out_bed, calls, track_name=name, description=f"{name}: motif calls")
-    if args.out_bigbed:
-        write_bigbed(args.out_bigbed, sizes, calls)
-    n_lab = int((calls["name"] != UNKNOWN).sum())
-    log.info("call-motifs: %d calls (%d labelled) -> %s", len(calls), n_lab, args.out_bed)
+    _write(path, chrom_sizes, bed9(calls, colour))

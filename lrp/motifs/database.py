@@ -250,6 +250,13 @@ def read_meme(path, return_ids=False):
             raise input_error(
                 path, record, f"alength= {alength.group(1)}, not 4", "give DNA motifs"
             )
+        if width is not None and int(width.group(1)) == 0:
+            raise input_error(
+                path,
+                record,
+                "w= 0: a motif needs at least one position",
+                "set w= to the number of matrix rows below it, or remove the motif",
+            )
         rows = []
         while i < len(lines) and (width is None or len(rows) < int(width.group(1))):
             stripped = lines[i].strip()
@@ -317,24 +324,14 @@ def read_meme(path, return_ids=False):
     return (motifs, ids) if return_ids else motifs
 
 
-def jaspar_meme_arguments(parser):
-    parser.add_argument("--release", default="JASPAR2026", help="JASPAR release in pyjaspar")
-    parser.add_argument("--collection", default="CORE", help="JASPAR collection (default CORE)")
-    parser.add_argument(
-        "--tax-group",
-        default="vertebrates",
-        help="taxonomic group, e.g. vertebrates, plants, insects; 'all' for every taxon",
-    )
-    parser.add_argument(
-        "--names", nargs="+", help="TF names (within the taxon) or matrix IDs; default all"
-    )
-    parser.add_argument("--out", required=True, help="MEME file to write")
+def load_motif_db(path):
+    """MEME file -> ``(ids, names, pfms)``: matrix IDs, TF names (the NAME field) and ``(4, w)`` PFMs."""
+    motifs, ids = read_meme(path, return_ids=True)
+    keys = list(motifs)
+    mids = [ids[k] for k in keys]
+    # read_meme makes repeated names unique as NAME_ID; the TF name is NAME.
+    names = [k[: -len(m) - 1] if k.endswith(f"_{m}") and k != m else k for k, m in zip(keys, mids)]
+    return mids, names, [np.asarray(motifs[k], dtype=np.float64) for k in keys]
 
 
-def jaspar_meme_main(args):
-    motifs, ids = select_motifs(args.release, args.collection, args.tax_group, args.names)
-    write_meme(args.out, motifs, ids)
-    log.info("wrote %d motifs to %s", len(motifs), args.out)
-
-
-__all__ = ["PlrpError", "read_meme", "select_motifs", "write_meme"]
+__all__ = ["PlrpError", "load_motif_db", "read_meme", "select_motifs", "write_meme"]

@@ -21,17 +21,18 @@ CLI::
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lrp.core.atomic import atomic_open, atomic_path
 from lrp.core.errors import input_error
+from lrp.motifs.calls import tomtom_best
 
 log = logging.getLogger("plrp")
 
 PSEUDOCOUNT = 0.01
+ROWS_PER_READ = 1024  # calls whose window rows anchored_motifs reads at a time
 MATCH_COLUMNS = [
     "motif",
     "name",
@@ -100,7 +101,8 @@ def _extract(arr, pos, width, flank, strand):
 def anchored_motifs(arrays, calls, db, min_seqlets=5, flank=5, include_negative=False):
     """Group labelled calls by their database match and average the aligned windows.
 
-    ``arrays``: relevance.npz contents (``relevance``, ``hypothetical``, ``ohe`` ``(N, 4, L)``);
+    ``arrays``: ``relevance``, ``hypothetical``, ``ohe`` ``(N, 4, L)`` (arrays or the relevance store's
+    :class:`lrp.genomics.store.NpyRows`: the rows of ``ROWS_PER_READ`` calls are read at a time);
     ``calls``: calls TSV frame (``row``, ``window_start``, ``window_end``, ``match_id``, ``name``, ``sign``);
     ``db``: ``(ids, names, pfms)``. Returns a list of motif dicts (``cwm``, ``hcwm``, ``pfm`` ``(4, w)``,
     ``n_seqlets``, ``anchor_id``, ``anchor_name``, ``source``).
@@ -120,15 +122,22 @@ def anchored_motifs(arrays, calls, db, min_seqlets=5, flank=5, include_negative=
         sums = {k: np.zeros((4, w + 2 * flank)) for k in ("cwm", "hcwm", "seq")}
         cover = np.zeros(w + 2 * flank)
         n = 0
-        for r, s, e in group[["row", "window_start", "window_end"]].itertuples(index=False):
-            pos, strand = best_site(ohe[r], pfm, int(s), int(e))
-            if pos is None:
-                continue
-            for key, arr in (("cwm", rel[r]), ("hcwm", hyp[r]), ("seq", ohe[r])):
-                part, cov = _extract(np.asarray(arr, dtype=np.float64), pos, w, flank, strand)
-                sums[key] += part
-            cover += cov
-            n += 1
+        calls_rows = group[["row", "window_start", "window_end"]].to_numpy(np.int64)
+        for lo in range(0, len(calls_rows), ROWS_PER_READ):
+            block = calls_rows[lo : lo + ROWS_PER_READ]
+            unique = np.unique(block[:, 0])
+            rows = {k: a[unique] for k, a in (("cwm", rel), ("hcwm", hyp), ("seq", ohe))}
+            for (r, s, e), i in zip(block.tolist(), np.searchsorted(unique, block[:, 0]).tolist()):
+                pos, strand = best_site(rows["seq"][i], pfm, s, e)
+                if pos is None:
+                    continue
+                for key, arr in rows.items():
+                    part, cov = _extract(
+                        np.asarray(arr[i], dtype=np.float64), pos, w, flank, strand
+                    )
+                    sums[key] += part
+                cover += cov
+                n += 1
         if n < min_seqlets:
             continue
         denom = np.maximum(cover, 1)[None, :]
@@ -213,8 +222,6 @@ def trim_bounds(cwm, trim=0.3, pad=2):
 
 def match_motifs(motifs, db, trim=0.3, n_jobs=-1):
     """Trim each motif and TOMTOM its PFM against the database -> the MATCH_COLUMNS table."""
-    from lrp.motifs.calls import tomtom_best
-
     ids, names, _ = db
     for m in motifs:
         s, e = trim_bounds(m["cwm"], trim)
@@ -305,76 +312,7 @@ def read_npz(path):
         ]
 
 
-# --------------------------------------------------------------------------------------------- CLI
-def motifs_arguments(parser):
-    parser.add_argument("--relevance", required=True, help="gathered relevance.npz of one method")
-    parser.add_argument("--calls", help="calls TSV (plrp call-motifs); needed by --method anchored")
-    parser.add_argument("--motif-db", required=True, help="motif database, MEME (NAME = TF name)")
-    parser.add_argument("--method", default="anchored", choices=("anchored", "modisco"))
-    parser.add_argument("--min-seqlets", type=int, default=5, help="fewest seqlets per motif")
-    parser.add_argument(
-        "--flank", type=int, default=5, help="anchored: bp around the database motif"
-    )
-    parser.add_argument(
-        "--include-negative",
-        action="store_true",
-        help="anchored: also aggregate negative-sign calls",
-    )
-    parser.add_argument(
-        "--trim",
-        type=float,
-        default=0.3,
-        help="trim motif ends below this share of the max |CWM| column",
-    )
-    parser.add_argument("--modisco-max-seqlets", type=int, default=2000)
-    parser.add_argument("--modisco-leiden-runs", type=int, default=4)
-    parser.add_argument("--modisco-window", type=int, default=21)
-    parser.add_argument("--modisco-flank", type=int, default=10)
-    parser.add_argument("--out-meme", required=True, help="MEME of the learned PFMs")
-    parser.add_argument("--out-tsv", required=True, help="TSV: each motif's best database match")
-    parser.add_argument("--out-npz", required=True, help="CWM, hCWM and PFM arrays of each motif")
-    parser.add_argument("--out-cwm-meme", help="MEME layout of the CWMs (signed values)")
-    parser.add_argument("--threads", type=int, default=-1, help="TOMTOM threads (-1: all)")
-
-
-def motifs_main(args):
-    from lrp.motifs.calls import load_motif_db, load_relevance, read_calls
-
-    arrays = load_relevance(args.relevance, keys=("relevance", "hypothetical", "ohe", "index"))
-    db = load_motif_db(args.motif_db)
-    if args.method == "anchored":
-        if not args.calls:
-            raise input_error(
-                "motifs",
-                None,
-                "--method anchored needs --calls",
-                "give the calls TSV of plrp call-motifs, or --method modisco",
-            )
-        calls = read_calls(args.calls)
-        if len(calls) and calls["row"].max() >= len(arrays["ohe"]):
-            raise input_error(
-                args.calls,
-                None,
-                "rows beyond the relevance arrays",
-                "use the calls made from this relevance file",
-            )
-        motifs = anchored_motifs(
-            arrays, calls, db, args.min_seqlets, args.flank, args.include_negative
-        )
-    else:
-        motifs = modisco_motifs(
-            arrays,
-            args.modisco_max_seqlets,
-            args.modisco_leiden_runs,
-            args.modisco_window,
-            args.modisco_flank,
-            args.min_seqlets,
-        )
-    table = match_motifs(motifs, db, trim=args.trim, n_jobs=args.threads)
-    write_matrices_meme(args.out_meme, motifs, "pfm")
-    if args.out_cwm_meme:
-        write_matrices_meme(args.out_cwm_meme, motifs, "cwm")
-    write_npz(args.out_npz, motifs)
-    with atomic_open(args.out_tsv) as h:
+def write_matches(path, table):
+    """The :func:`match_motifs` table as a TSV, atomically."""
+    with atomic_open(path) as h:
         table.to_csv(h, sep="\t", index=False, float_format="%.6g")
-    log.info("motifs: %d motifs -> %s", len(motifs), Path(args.out_meme))

@@ -14,8 +14,9 @@ to the report's folder and written only for files that exist (missing ones are l
 """
 
 import base64
+import hashlib
 import html
-import json
+import io
 import logging
 import os
 import re
@@ -29,15 +30,44 @@ from lrp.core.errors import input_error
 log = logging.getLogger("plrp")
 
 CSS = """
-body { font-family: sans-serif; margin: 2em; max-width: 1300px; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: .5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+*, *::before, *::after { box-sizing: border-box; }
+html { scroll-padding-top: 3em; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0 1.2em 2em; max-width: 1240px;
+  color: #222; line-height: 1.35; }
+h1 { font-size: 1.5em; margin: .6em 0 .2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.4em; }
+h3 { font-size: 1.05em; margin: 1em 0 .3em; }
+nav#toc { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #ddd;
+  padding: .35em 0; font-size: .9em; }
+nav#toc a { margin-right: 1.1em; color: #1a5fb4; text-decoration: none; white-space: nowrap; }
+nav#toc a:hover { text-decoration: underline; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.85em; margin: .4em 0 .8em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: middle; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
-figure { display: inline-block; margin: .5em; vertical-align: top; }
+td.l, th.l { text-align: left; }
+figure { display: inline-block; margin: .5em .8em .8em 0; vertical-align: top; max-width: 100%; }
 figure img, figure svg { max-width: 100%; height: auto; }
-figcaption { font-size: 0.85em; color: #555; } .missing { color: #999; }
+figcaption { font-size: 0.85em; color: #444; max-width: 62em; }
+figcaption b { color: #222; }
+.missing { color: #888; } .note { color: #555; font-size: .9em; }
+details { margin: .4em 0; } summary { cursor: pointer; color: #1a5fb4; }
+.verdict { background: #f4f8fc; border-left: 4px solid #1a5fb4; padding: .45em .8em; margin: .5em 0; }
+.verdict ul { margin: .2em 0 0; padding-left: 1.2em; columns: 2; }
+.warning { background: #fff4e5; border-left: 4px solid #e66100; padding: .45em .8em; margin: .5em 0; }
+.ok { color: #26734d; }
+.chip { display: inline-block; border-radius: 3px; padding: 0 .35em; margin: 1px 2px; font-size: .9em;
+  white-space: nowrap; background: #e3f1e6; border: 1px solid #b5d8bd; }
+.chip.unnamed { background: #f2f2f2; border-color: #ddd; color: #555; }
+table.summary td { text-align: left; } table.summary svg.logo { display: block; }
+td.f1 { min-width: 6.5em; } td.f1 small { display: block; color: #333; font-size: .85em; }
+td.none { color: #aaa; }
 """
+
+#: the widest an inlined PNG is kept (CSS pixels): the page's column, at screen resolution
+MAX_IMAGE_WIDTH = 1200
+#: colours of the PNG palette (plots and logos have few)
+PNG_COLOURS = 128
 
 
 def _named(items):
@@ -65,8 +95,24 @@ def _namespace_svg(text, prefix):
 _counter = [0]
 
 
-def inline_image(path):
-    """HTML for one image file: base64 ``<img>`` for PNG/JPEG, inline ``<svg>`` for SVG."""
+def screen_png(data, max_width=MAX_IMAGE_WIDTH, colours=PNG_COLOURS):
+    """PNG bytes at screen resolution: at most ``max_width`` pixels wide (Lanczos) and palette-coded
+    (``colours``); returns the smaller of that and the input."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        if im.width > max_width:
+            im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+        im = im.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        buf = io.BytesIO()
+        im.save(buf, "PNG", optimize=True)
+    return min(buf.getvalue(), data, key=len)
+
+
+def inline_image(path, max_width=MAX_IMAGE_WIDTH):
+    """HTML for one image file: base64 ``<img>`` for PNG/JPEG (PNG at screen resolution,
+    :func:`screen_png`), inline ``<svg>`` for SVG."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".svg":
@@ -79,12 +125,18 @@ def inline_image(path):
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(suffix)
     if mime is None:
         raise input_error(path, None, f"unsupported image type {suffix}", "give PNG or SVG")
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:{mime};base64,{data}">'
+    data = path.read_bytes()
+    if suffix == ".png":
+        try:
+            data = screen_png(data, max_width)
+        except OSError as err:
+            raise input_error(path, None, f"not a readable PNG ({err})", "redraw the image") from err
+    b64 = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:{mime};base64,{b64}">'
 
 
 def table_html(df, float_format="{:.3g}"):
-    """An escaped HTML table of a DataFrame."""
+    """An escaped HTML table of a DataFrame, in a box that scrolls sideways when wider than the page."""
 
     def fmt(v):
         if isinstance(v, float):
@@ -96,37 +148,23 @@ def table_html(df, float_format="{:.3g}"):
         "<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
         for row in df.itertuples(index=False)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _figures(items):
-    parts = []
-    for name, path in items:
-        if path.is_file():
-            parts.append(
-                f"<figure>{inline_image(path)}<figcaption>{html.escape(name)}</figcaption></figure>"
-            )
-        else:
-            parts.append(f'<p class="missing">{html.escape(name)}: not produced</p>')
-    return "\n".join(parts)
-
-
-def _per_tf_table(doc):
-    rows = []
-    for method, per in (doc.get("per_tf") or {}).items():
-        for tf, m in per.items():
-            rows.append(
-                {
-                    "method": method,
-                    "TF": tf,
-                    **{
-                        k: m.get(k)
-                        for k in ("precision", "recall", "f1", "n_calls", "n_sites", "n_sites_hit")
-                    },
-                }
-            )
-    df = pd.DataFrame(rows)
-    return df.astype({c: float for c in ("precision", "recall", "f1")}) if len(df) else df
+def figure_html(name, path, caption=None, seen=None):
+    """A ``<figure>`` of one image file with its caption (HTML); a file not there is named as not
+    produced. ``seen``: ``{file digest: name}`` of the images already in the page; a repeat is named, not
+    inlined again."""
+    path = Path(path)
+    if not path.is_file():
+        return f'<p class="missing">{html.escape(name)}: not produced</p>'
+    if seen is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            return f'<p class="note">{html.escape(name)}: the same image as {html.escape(seen[digest])}</p>'
+        seen[digest] = name
+    text = f"<b>{html.escape(name)}</b>" + (f". {caption}" if caption else "")
+    return f"<figure>{inline_image(path)}<figcaption>{text}</figcaption></figure>"
 
 
 def build_report(
@@ -137,61 +175,70 @@ def build_report(
     logos=(),
     motif_tables=(),
     tracks=(),
-    title="plrp report",
+    title="plrp: pruned LRP explanations and motif calls",
     igv=None,
+    motifs=(),
+    motif_db=None,
+    timings=(),
+    figures_dir=None,
 ):
-    """Assemble the HTML text (``out`` fixes the base of the relative track links); ``igv``: the data of
-    the genome-browser view (``lrp.report.igv.build_view``) or None."""
+    """Assemble the HTML text (``out`` fixes the base of the relative track links).
+
+    The page: the summary (:mod:`lrp.report.sections`), the TF x method matrix, the comparison plots with
+    their captions, the genome browser (``igv``: the data of :func:`lrp.report.igv.build_view`, or None),
+    each method's learned motifs and logos, the tables and the track files. ``motifs``, ``motif_tables``:
+    ``[NAME=]PATH`` of each method's ``motifs.npz`` and ``motif_matches.tsv``; ``motif_db``: the motif
+    database (MEME) the matches refer to; ``timings``: ``[NAME=]FOLDER`` of each method's attribution
+    benchmarks. ``figures_dir``: also write each embedded plot there, as embedded (``snakemake --report``
+    shows the same figures).
+    """
+    from lrp.report import sections
+
     out = Path(out)
-    base = out.parent.resolve()
-    parts = [f"<h1>{html.escape(title)}</h1>"]
-    parts.append("<h2>Comparison of methods</h2>")
-    if comparison and Path(comparison).is_file():
-        parts.append(table_html(pd.read_csv(comparison, sep="\t")))
-        parts.append(
-            "<p>gini: sparsity of |R.sum(0)| (1 = one position). rma/rra/auprc: relevance on "
-            "the known sites. precision/recall/f1: motif calls against known sites (label "
-            "checked). aopc: drop of f_t when the most relevant positions are deleted first "
-            "(gain: over random order).</p>"
-        )
-    else:
-        parts.append('<p class="missing">no comparison table</p>')
-    if comparison_json and Path(comparison_json).is_file():
-        per_tf = _per_tf_table(json.loads(Path(comparison_json).read_text()))
-        if len(per_tf):
-            parts += ["<h2>Motif calls per TF</h2>", table_html(per_tf)]
+    page = sections.Page(
+        comparison=comparison,
+        comparison_json=comparison_json,
+        motifs=_named(motifs),
+        motif_tables=_named(motif_tables),
+        motif_db=motif_db,
+        timings=_named(timings),
+    )
+    seen = {}
+    parts = [f"<h1>{html.escape(title)}</h1>", page.summary(), page.matrix()]
+    parts.append(page.plots(_named(plots), seen, figures_dir))
     if igv is not None:
         from lrp.report.igv import view_html
 
-        parts += ['<h2 id="genome-browser">Genome browser</h2>', view_html(igv)]
-    if plots:
-        parts += ["<h2>Plots</h2>", _figures(_named(plots))]
-    if logos:
-        parts += ["<h2>Logos</h2>", _figures(_named(logos))]
-    for name, path in _named(motif_tables):
-        parts.append(f"<h2>Learned motifs: {html.escape(name)}</h2>")
-        if path.is_file():
-            parts.append(table_html(pd.read_csv(path, sep="\t", keep_default_na=False)))
-        else:
-            parts.append('<p class="missing">not produced</p>')
-    if tracks:
-        parts.append("<h2>Tracks</h2><ul>")
-        for name, path in _named(tracks):
-            if path.is_file():
-                rel = os.path.relpath(path.resolve(), base)
-                parts.append(
-                    f'<li><a href="{html.escape(Path(rel).as_posix())}">'
-                    f"{html.escape(name)}</a> ({path.stat().st_size:,} bytes)</li>"
-                )
-            else:
-                parts.append(f'<li class="missing">{html.escape(name)}: not produced</li>')
-        parts.append("</ul>")
-    body = "\n".join(parts)
+        parts += ['<h2 id="browser">Genome browser</h2>', view_html(igv)]
+    parts.append(page.logos(_named(logos), seen))
+    parts.append(page.tables())
+    parts.append(_tracks(_named(tracks), out.parent.resolve()))
+    toc = page.toc(browser=igv is not None, tracks=bool(tracks))
+    body = "\n".join(p for p in parts if p)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n"
-        "</body></html>\n"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{toc}\n"
+        f"{page.defs()}\n{body}\n</body></html>\n"
     )
+
+
+def _tracks(items, base):
+    """The list of track files, linked relative to ``base``."""
+    if not items:
+        return ""
+    parts = ['<h2 id="tracks">Track files</h2><ul>']
+    for name, path in items:
+        if path.is_file():
+            rel = os.path.relpath(path.resolve(), base)
+            parts.append(
+                f'<li><a href="{html.escape(Path(rel).as_posix())}">'
+                f"{html.escape(name)}</a> ({path.stat().st_size:,} bytes)</li>"
+            )
+        else:
+            parts.append(f'<li class="missing">{html.escape(name)}: not produced</li>')
+    parts.append("</ul>")
+    return "".join(parts)
 
 
 def external_references(text):
@@ -206,82 +253,14 @@ def external_references(text):
     return refs
 
 
-def report_arguments(parser):
-    parser.add_argument("--comparison", help="comparison.tsv (plrp evaluate --compare)")
-    parser.add_argument("--comparison-json", help="comparison.json (per-TF call metrics)")
-    parser.add_argument("--plots", nargs="*", default=[], metavar="[NAME=]IMG", help="plot images")
-    parser.add_argument("--logos", nargs="*", default=[], metavar="[NAME=]IMG", help="logo images")
-    parser.add_argument(
-        "--motif-table",
-        nargs="*",
-        default=[],
-        metavar="[NAME=]TSV",
-        help="motif_matches.tsv per method",
-    )
-    parser.add_argument(
-        "--tracks",
-        nargs="*",
-        default=[],
-        metavar="[NAME=]FILE",
-        help="track files to link (bigWig, bigBed, BED, hub); missing ones are not linked",
-    )
-    parser.add_argument("--title", default="plrp: pruned LRP explanations and motif calls")
-    g = parser.add_argument_group("genome browser (igv.js, embedded; on with --igv-fasta)")
-    g.add_argument("--igv-fasta", help="genome FASTA: adds the igv.js view")
-    g.add_argument("--igv-bigwigs", nargs="*", default=[], metavar="[NAME=]BW", help="relevance")
-    g.add_argument(
-        "--igv-calls", nargs="*", default=[], metavar="[NAME=]BB", help="motif calls (bigBed/BED)"
-    )
-    g.add_argument("--igv-known-sites", help="known sites BED")
-    g.add_argument("--igv-regions", help="explained regions BED (default: the first bigWig's)")
-    g.add_argument("--igv-genome-name", default="genome", help="genome name shown")
-    g.add_argument("--igv-top", type=int, default=20, help="top loci listed (default 20)")
-    g.add_argument(
-        "--igv-max-bases", type=int, default=2_000_000, help="bp embedded (default 2,000,000)"
-    )
-    g.add_argument(
-        "--igv-max-values",
-        type=int,
-        default=1_000_000,
-        help="relevance values embedded over all tracks; sets the bin size (default 1,000,000)",
-    )
-    parser.add_argument("--out", required=True, help="report.html")
-
-
-def _igv_view(args):
-    if not args.igv_fasta:
-        return None
-    from lrp.report.hub import named_paths
-    from lrp.report.igv import build_view
-
-    return build_view(
-        args.igv_fasta,
-        named_paths(args.igv_bigwigs),
-        named_paths(args.igv_calls),
-        known_sites=args.igv_known_sites,
-        regions=args.igv_regions,
-        top=args.igv_top,
-        max_bases=args.igv_max_bases,
-        max_values=args.igv_max_values,
-        genome_name=args.igv_genome_name,
-    )
-
-
-def report_main(args):
-    text = build_report(
-        args.out,
-        args.comparison,
-        args.comparison_json,
-        args.plots,
-        args.logos,
-        args.motif_table,
-        args.tracks,
-        args.title,
-        igv=_igv_view(args),
-    )
+def write_report(out, *args, **kwargs):
+    """Build the report (:func:`build_report`, same arguments) and write it to ``out`` atomically; remote
+    references (which would need a network) are logged as a warning. Returns the HTML text."""
+    text = build_report(out, *args, **kwargs)
     remote = external_references(text)
     if remote:  # inlined SVGs may carry links of their own
         log.warning("report: %d remote references (e.g. %s)", len(remote), remote[0])
-    with atomic_open(args.out, encoding="utf-8") as h:
+    with atomic_open(out, encoding="utf-8") as h:
         h.write(text)
-    log.info("report: %s (%d kB)", args.out, len(text) // 1024)
+    log.info("report: %s (%d kB)", out, len(text) // 1024)
+    return text

@@ -26,21 +26,10 @@ import numpy as np
 
 from lrp.core.atomic import atomic_open, atomic_path
 from lrp.core.errors import input_error
+from lrp.report.colours import lighter, method_colour, tf_colour
 
 log = logging.getLogger("plrp")
 
-#: method colours (R,G,B), by position; distinct from the TF palette of the motif calls
-METHOD_COLOURS = [
-    "0,90,200",
-    "200,70,0",
-    "0,140,70",
-    "150,0,170",
-    "90,90,90",
-    "170,130,0",
-    "0,150,170",
-    "200,0,110",
-]
-KNOWN_SITES_RGB = "0,0,0"
 BIGWIG_MAGIC = 0x888FFC26
 BIGBED_MAGIC = 0x8789F2EB
 
@@ -68,15 +57,6 @@ def track_id(text):
     """A UCSC track name: letters, digits and ``_``, starting with a letter."""
     out = re.sub(r"[^A-Za-z0-9_]", "_", str(text))
     return out if out[:1].isalpha() else f"t_{out}"
-
-
-def lighter(rgb, f=0.5):
-    """``"R,G,B"`` mixed with white by ``f``."""
-    return ",".join(str(round(int(c) + (255 - int(c)) * f)) for c in rgb.split(","))
-
-
-def method_colour(i):
-    return METHOD_COLOURS[i % len(METHOD_COLOURS)]
 
 
 def magic(path):
@@ -158,7 +138,6 @@ def known_sites_bigbed(bed, sizes, out):
     """Known sites BED6 (a path, or a frame read by ``read_bed``) -> BED9 bigBed (itemRgb by TF)."""
     from lrp.genomics.regions import read_bed
     from lrp.genomics.tracks import write_bigbed
-    from lrp.motifs.calls import tf_colour
 
     df = bed if hasattr(bed, "columns") else read_bed(bed, sizes, what="known sites")
     df = df.assign(
@@ -473,51 +452,3 @@ def write_hub(
         out_dir / "igv_session.xml",
     )
     return written
-
-
-def hub_arguments(parser):
-    parser.add_argument(
-        "--bigwigs", nargs="*", default=[], metavar="[NAME=]BW", help="relevance bigWigs"
-    )
-    parser.add_argument(
-        "--bigbeds", nargs="*", default=[], metavar="[NAME=]BB", help="motif-call bigBeds"
-    )
-    parser.add_argument("--fasta", required=True, help="genome FASTA (with or beside its .fai)")
-    parser.add_argument("--known-sites", help="known sites BED6 (TF name in column 4)")
-    parser.add_argument("--out-dir", required=True, help="folder of hub.txt and igv_session.xml")
-    parser.add_argument(
-        "--genome-name", default="demo", help="name of the custom assembly (default demo)"
-    )
-    parser.add_argument(
-        "--assembly",
-        help="a UCSC/IGV assembly name (e.g. hg38) the FASTA is; then no 2bit is written",
-    )
-    parser.add_argument("--hub-name", help="hub identifier (default plrp_GENOME)")
-    parser.add_argument("--label", help="hub label (default 'plrp GENOME')")
-    parser.add_argument("--email", default="plrp@localhost", help="contact in hub.txt")
-    parser.add_argument(
-        "--copy", action="store_true", help="copy the tracks into the hub (a self-contained folder)"
-    )
-    parser.add_argument(
-        "--percentile",
-        type=float,
-        default=99.9,
-        help="view limits: this percentile of |relevance| (default 99.9)",
-    )
-
-
-def hub_main(args):
-    write_hub(
-        args.out_dir,
-        args.fasta,
-        named_paths(args.bigwigs),
-        named_paths(args.bigbeds),
-        known_sites=args.known_sites,
-        genome_name=args.genome_name,
-        assembly=args.assembly,
-        hub_name=args.hub_name,
-        label=args.label,
-        email=args.email,
-        copy=args.copy,
-        percentile=args.percentile,
-    )

@@ -269,7 +269,7 @@ def view_limits(segments, percentile=99.9):
 
 def _rgb(item_rgb, name):
     """``rgb(R,G,B)`` of a BED itemRgb; the TF colour of ``name`` when it has none (``0``, ``.``)."""
-    from lrp.motifs.calls import tf_colour
+    from lrp.report.colours import tf_colour
 
     parts = str(item_rgb).split(",")
     ok = len(parts) == 3 and all(p.strip().isdigit() for p in parts)
@@ -311,7 +311,7 @@ def build_view(
 ):
     """The data of the view (a JSON-able dict). ``bigwigs``/``calls``: ``[(name, path)]``."""
     from lrp.genomics.genome import chrom_sizes
-    from lrp.report.hub import lighter, method_colour
+    from lrp.report.colours import lighter, method_colour
 
     sizes = chrom_sizes(fasta)
     call_dfs = [(name, read_features(p, sizes)) for name, p in calls]
@@ -412,8 +412,14 @@ def build_view(
 
 SCRIPT = r"""
 (function () {
-  const D = JSON.parse(document.getElementById("plrp-igv-data").textContent);
   const status = document.getElementById("plrp-igv-status");
+  const api = window.plrpIgv = {browser: null, errors: []};
+  async function gunzip(id) {  // a gzipped, base64 <script> body -> text
+    const b64 = document.getElementById(id).textContent.trim();
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
   function decode(b64) {
     const s = atob(b64), bytes = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
@@ -434,21 +440,10 @@ SCRIPT = r"""
     }
     return out;
   }
-  function annFeatures(a) {
-    return a.features.map(f => ({chr: D.chroms[f[0]], start: f[1], end: f[2], name: f[3],
-      score: f[4], strand: f[5], color: f[6]}));
-  }
-  const tracks = D.wigs.map(t => ({name: t.name, type: "wig", features: wigFeatures(t),
-    color: t.color, altColor: t.altColor, min: t.min, max: t.max, autoscale: false, height: 60}));
-  for (const a of D.annotations) {
-    tracks.push({name: a.name, type: "annotation", displayMode: "EXPANDED", height: 40,
-      features: annFeatures(a)});
-  }
   function hashLocus() {
     const m = /(?:^#|&)locus=([^&]+)/.exec(location.hash);
     return m ? decodeURIComponent(m[1]) : null;
   }
-  const api = window.plrpIgv = {browser: null, errors: []};
   api.goto = locus => api.browser.search(locus);
   api.idle = () => api.browser.trackViews.every(v => v.viewports.every(p => !p.isLoading()));
   api.geometry = name => {
@@ -458,12 +453,24 @@ SCRIPT = r"""
     return {left: box.left, top: box.top, width: box.width, height: box.height,
             chr: f.chr, start: f.start, bpPerPixel: f.bpPerPixel};
   };
-  const config = {
-    reference: {id: D.genome, name: D.genome, fastaURL: D.fasta},
-    loadDefaultGenomes: false, locus: hashLocus() || D.locus, tracks: tracks,
-    showCytobandView: false, queryParametersSupported: false
-  };
-  api.ready = igv.createBrowser(document.getElementById("plrp-igv"), config).then(b => {
+  async function start() {
+    const lib = document.createElement("script");
+    lib.textContent = await gunzip("plrp-igv-js");
+    document.head.appendChild(lib);  // an inline script runs at once: defines window.igv
+    const D = JSON.parse(await gunzip("plrp-igv-data"));
+    const tracks = D.wigs.map(t => ({name: t.name, type: "wig", features: wigFeatures(t),
+      color: t.color, altColor: t.altColor, min: t.min, max: t.max, autoscale: false, height: 60}));
+    for (const a of D.annotations) {
+      tracks.push({name: a.name, type: "annotation", displayMode: "EXPANDED", height: 40,
+        features: a.features.map(f => ({chr: D.chroms[f[0]], start: f[1], end: f[2], name: f[3],
+          score: f[4], strand: f[5], color: f[6]}))});
+    }
+    const config = {
+      reference: {id: D.genome, name: D.genome, fastaURL: D.fasta},
+      loadDefaultGenomes: false, locus: hashLocus() || D.locus, tracks: tracks,
+      showCytobandView: false, queryParametersSupported: false
+    };
+    const b = await igv.createBrowser(document.getElementById("plrp-igv"), config);
     api.browser = b;
     window.addEventListener("hashchange", () => { const l = hashLocus(); if (l) b.search(l); });
     for (const a of document.querySelectorAll("#plrp-igv-loci a")) {
@@ -477,7 +484,8 @@ SCRIPT = r"""
     status.textContent = "ready: " + tracks.length + " tracks";
     status.dataset.state = "ready";
     return b;
-  }).catch(err => {
+  }
+  api.ready = start().catch(err => {
     status.textContent = "igv.js failed: " + err;
     status.dataset.state = "error";
     console.error("plrp igv view:", err);
@@ -492,13 +500,23 @@ CSS = """
 """
 
 
-def _json_for_script(obj):
-    """JSON safe inside ``<script>``: no ``</`` and no HTML comment openers."""
-    return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+def _gzip_b64(text):
+    """``text`` gzipped (level 9, no timestamp) and base64-encoded."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), 9, mtime=0)).decode("ascii")
+
+
+def licence_header():
+    """The leading comment of the vendored igv.min.js (version, licence), kept readable in the page."""
+    js = IGV_JS.read_text(encoding="utf-8")
+    return js[: js.index("*/") + 2] if js.startswith("/*") else ""
 
 
 def view_html(view):
-    """The report section: the igv.js view, its data and the top-loci list."""
+    """The report section: the igv.js view, its data and the top-loci list.
+
+    igv.js and the view's data are embedded gzipped and base64-encoded (``<script
+    type="application/gzip+base64">``, unpacked in the page by ``DecompressionStream``): about a third
+    of their plain size; igv.js's licence header stays readable."""
     js = IGV_JS.read_text(encoding="utf-8")
     rows = "".join(
         f'<tr><td><a href="#locus={html.escape(r["locus"])}">{html.escape(r["site"])}</a></td>'
@@ -507,19 +525,22 @@ def view_html(view):
         for r in view["loci"]
     )
     loci = (
-        '<table id="plrp-igv-loci"><thead><tr><th>top locus</th><th>calls</th><th>methods</th>'
-        f"<th>score</th><th>known site</th></tr></thead><tbody>{rows}</tbody></table>"
+        '<div class="scroll"><table id="plrp-igv-loci"><thead><tr><th>top locus</th><th>calls</th><th>methods</th>'
+        f"<th>score</th><th>known site</th></tr></thead><tbody>{rows}</tbody></table></div>"
         if rows
         else '<p class="missing">no motif calls to list</p>'
     )
     note = (
         f"<p>igv.js {IGV_VERSION}, offline. Embedded: {view['bases']:,} bp of the explained regions; "
         f"relevance per base within {view['detail_flank']} bp of the top loci, elsewhere in "
-        f"{view['bin']} bp bins (the value of largest magnitude). Click a locus to jump to it. "
+        f"{view['bin']} bp bins (the value of largest magnitude). Click a top locus (listed below the view) to jump to it. "
         '<span id="plrp-igv-status" data-state="loading">loading...</span></p>'
     )
     return (
-        f'<style>{CSS}</style>\n{note}\n{loci}\n<div id="plrp-igv"></div>\n'
-        f'<script type="application/json" id="plrp-igv-data">{_json_for_script(view)}</script>\n'
-        f"<script>{js}</script>\n<script>{SCRIPT}</script>"
+        f'<style>{CSS}</style>\n{note}\n<div id="plrp-igv"></div>\n{loci}\n'
+        f"<script>{licence_header()}</script>\n"
+        f'<script type="application/gzip+base64" id="plrp-igv-data">{_gzip_b64(json.dumps(view, separators=(",", ":")))}'
+        "</script>\n"
+        f'<script type="application/gzip+base64" id="plrp-igv-js">{_gzip_b64(js)}</script>\n'
+        f"<script>{SCRIPT}</script>"
     )

@@ -16,12 +16,10 @@ Writes ``motifs``, ``sites`` and ``examples`` (``.png`` and ``.svg``) in ``--out
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lrp.core.errors import input_error
 from lrp.report.figures import save_figure
 
 log = logging.getLogger("plrp")
@@ -181,75 +179,37 @@ def examples_figure(relevances, calls, n=3, width=80):
     return fig
 
 
-# --------------------------------------------------------------------------------------------- CLI
-def _method_paths(items):
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = Path(item).parent.name, item
-        out[name] = path
-    return out
-
-
-def logos_arguments(parser):
-    parser.add_argument(
-        "--relevance",
-        nargs="+",
-        required=True,
-        metavar="[NAME=]NPZ",
-        help="relevance.npz per method (the first is the one --calls belongs to)",
-    )
-    parser.add_argument("--calls", required=True, help="calls TSV of the first method")
-    parser.add_argument("--motifs", help="motifs.npz (plrp motifs)")
-    parser.add_argument("--motif-table", help="motif_matches.tsv (plrp motifs)")
-    parser.add_argument("--motif-db", help="motif database MEME (to draw the matches)")
-    parser.add_argument("--top-sites", type=int, default=8, help="called sites to draw")
-    parser.add_argument("--n-examples", type=int, default=3, help="example windows to draw")
-    parser.add_argument("--example-width", type=int, default=80, help="bp of each example window")
-    parser.add_argument("--max-motifs", type=int, default=12, help="learned motifs to draw")
-    parser.add_argument(
-        "--out-dir", required=True, help="folder for motifs/sites/examples .png/.svg"
+def read_motif_table(path):
+    """The ``motif_matches.tsv`` of ``plrp motifs`` (empty ``q``/``tomtom_p`` fields as NaN)."""
+    return pd.read_csv(
+        path, sep="\t", keep_default_na=False, na_values={"q": [""], "tomtom_p": [""]}
     )
 
 
-def logos_main(args):
-    from lrp.genomics.tracks import open_relevance
-    from lrp.motifs.calls import read_calls
+def write_logos(
+    out_dir,
+    relevances,
+    calls,
+    motifs=(),
+    table=None,
+    db=None,
+    top_sites=8,
+    n_examples=3,
+    example_width=80,
+    max_motifs=12,
+):
+    """Draw and save the ``motifs``, ``sites`` and ``examples`` figures (PNG and SVG) in ``out_dir``.
 
-    paths = _method_paths(args.relevance)
-    relevances = {m: open_relevance(p) for m, p in paths.items()}
-    shapes = {m: r.shape for m, r in relevances.items()}
-    if len(set(shapes.values())) > 1:
-        raise input_error(
-            ", ".join(paths.values()),
-            None,
-            f"relevance shapes differ: {shapes}",
-            "give relevance files of the same region table",
-        )
-    calls = read_calls(args.calls)
+    ``relevances``: ``{method: (N, 4, L)}`` (arrays or :class:`lrp.genomics.store.NpyRows`; only the rows
+    drawn are read), the first the method ``calls`` belongs to; ``motifs``, ``table``, ``db``: the learned
+    motifs (:func:`lrp.motifs.learned.read_npz`), their matches and the motif database (may be empty).
+    """
     first = relevances[next(iter(relevances))]
-    motifs, table, db = [], None, None
-    if args.motifs:
-        from lrp.motifs.learned import read_npz
-
-        motifs = read_npz(args.motifs)
-    if args.motif_table:
-        table = pd.read_csv(
-            args.motif_table,
-            sep="\t",
-            keep_default_na=False,
-            na_values={"q": [""], "tomtom_p": [""]},
-        )
-    if args.motif_db:
-        from lrp.motifs.calls import load_motif_db
-
-        db = load_motif_db(args.motif_db)
     figures = {
-        "motifs": motifs_figure(motifs, table, db, args.max_motifs),
-        "sites": sites_figure(calls, first, args.top_sites),
-        "examples": examples_figure(relevances, calls, args.n_examples, args.example_width),
+        "motifs": motifs_figure(list(motifs), table, db, max_motifs),
+        "sites": sites_figure(calls, first, top_sites),
+        "examples": examples_figure(relevances, calls, n_examples, example_width),
     }
     for stem, fig in figures.items():
-        save_figure(fig, args.out_dir, stem, dpi=110)
-    log.info("logos: %s/{%s}.png/.svg", args.out_dir, ",".join(FIGURES))
+        save_figure(fig, out_dir, stem, dpi=110)
+    log.info("logos: %s/{%s}.png/.svg", out_dir, ",".join(FIGURES))

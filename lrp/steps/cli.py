@@ -1,8 +1,9 @@
 """The ``plrp`` command line: one subcommand per pipeline step, each implemented in its own module.
 
-A command ``NAME`` lives in module ``M`` as two functions: ``NAME_arguments(parser)`` adds its options and
-``NAME_main(args)`` runs it (``-`` in NAME becomes ``_``). Modules are imported only when their command runs,
-so ``plrp --help`` is instant.
+A command ``NAME`` is the module ``lrp.steps.NAME`` (``-`` in NAME becomes ``_``) with two functions:
+``arguments(parser)`` adds its options and ``main(args)`` runs it. A step is thin: it parses its options and
+calls into the library layers. Modules are imported only when their command runs, so ``plrp --help`` is
+instant.
 """
 
 import argparse
@@ -15,41 +16,23 @@ import warnings
 
 from lrp.core.errors import PlrpError
 
+#: command -> one line of help; command ``NAME`` is the module ``lrp.steps.NAME`` (``-`` becomes ``_``)
 COMMANDS = {
-    "simulate": (
-        "lrp.demo.simulate",
-        "simulate the demo genome with JASPAR motifs planted at known sites",
-    ),
-    "train": (
-        "lrp.demo.train",
-        "train the demo CNN and save it as a .pt2 program and a state dict",
-    ),
-    "jaspar-meme": (
-        "lrp.motifs.database",
-        "write a JASPAR selection (pyjaspar, offline) as a MEME file",
-    ),
-    "regions": (
-        "lrp.genomics.regions",
-        "validate a BED of regions, or tile whole chromosomes, into a region table",
-    ),
-    "attribute": ("lrp.attribution.attribute", "explain one shard of regions with one method"),
-    "gather": ("lrp.attribution.attribute", "gather the shards of one method into one array file"),
-    "bigwig": ("lrp.genomics.tracks", "write the projected relevance of one method as a bigWig"),
-    "call-motifs": (
-        "lrp.motifs.calls",
-        "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
-    ),
-    "motifs": (
-        "lrp.motifs.learned",
-        "aggregate seqlets into motifs, write MEME and their database matches",
-    ),
-    "logos": ("lrp.report.logos", "draw motif, site and example-window logos"),
-    "evaluate": (
-        "lrp.evaluation.evaluate",
-        "score the relevance and motif calls against the known sites",
-    ),
-    "report": ("lrp.report.html", "write the self-contained HTML report"),
-    "hub": ("lrp.report.hub", "write a UCSC track hub and an IGV session for the tracks"),
+    "simulate": "simulate the demo genome with JASPAR motifs planted at known sites",
+    "train": "train the demo CNN and save it as a .pt2 program and a state dict",
+    "jaspar-meme": "write a JASPAR selection (pyjaspar, offline) as a MEME file",
+    "regions": "validate a BED of regions, or tile whole chromosomes, into a region table",
+    "check": "validate every input of a genome and model before anything expensive runs",
+    "attribute": "explain one shard of regions with one method",
+    "explain": "explain one locus (a region, a BED or a FASTA of sequences): arrays, bedGraph, logos",
+    "gather": "gather the shards of one method into one array file",
+    "bigwig": "write the projected relevance of one method as a bigWig",
+    "call-motifs": "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
+    "motifs": "aggregate seqlets into motifs, write MEME and their database matches",
+    "logos": "draw motif, site and example-window logos",
+    "evaluate": "score the relevance and motif calls against the known sites",
+    "report": "write the self-contained HTML report",
+    "hub": "write a UCSC track hub and an IGV session for the tracks",
 }
 
 log = logging.getLogger("plrp")
@@ -65,10 +48,51 @@ def json_option(text, flag):
         raise PlrpError(f"{flag}: not valid JSON ({err}): {text!r}") from None
 
 
+def model_arguments(parser, required=True, help=".pt2 program, or a state dict with --builder"):
+    """The options that name a model and what of it is explained (``plrp attribute``, ``plrp evaluate``):
+    ``--model --builder --builder-kwargs --trust-pickle --target --alphabet``."""
+    from lrp.engine.scoring import BASES
+
+    parser.add_argument("--model", required=required, help=help)
+    parser.add_argument(
+        "--builder", help="'module:function' or 'file.py:function' building the model"
+    )
+    parser.add_argument(
+        "--builder-kwargs", default="{}", help="JSON keyword arguments of the builder"
+    )
+    parser.add_argument("--trust-pickle", action="store_true", help="allow a pickled full module")
+    parser.add_argument(
+        "--target", default="{}", help='JSON, e.g. {"output": "counts", "index": 0}'
+    )
+    parser.add_argument("--alphabet", default=BASES, help="the model's input channel order")
+
+
+def load_model_of(args):
+    """The model the :func:`model_arguments` options name, loaded (``lrp.engine.model_io.load_model``)."""
+    from lrp.engine.model_io import load_model
+
+    return load_model(
+        args.model,
+        args.builder,
+        json_option(args.builder_kwargs, "--builder-kwargs"),
+        args.trust_pickle,
+    )
+
+
+def default(func, name):
+    """The default of parameter ``name`` of the library function ``func``: the one place it is written
+    (a step's option takes its default from the function it calls)."""
+    import inspect
+
+    value = inspect.signature(func).parameters[name].default
+    if value is inspect.Parameter.empty:
+        raise TypeError(f"{func.__qualname__}: parameter {name!r} has no default")
+    return value
+
+
 def _load(name):
-    module = importlib.import_module(COMMANDS[name][0])
-    stem = name.replace("-", "_")
-    return getattr(module, f"{stem}_arguments"), getattr(module, f"{stem}_main")
+    module = importlib.import_module(f"lrp.steps.{name.replace('-', '_')}")
+    return module.arguments, module.main
 
 
 def build_parser(command=None):
@@ -76,7 +100,7 @@ def build_parser(command=None):
     parser = argparse.ArgumentParser(prog="plrp", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
+    for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         # SUPPRESS: an unset subcommand flag keeps a `plrp --debug COMMAND` given before the command
         p.add_argument(

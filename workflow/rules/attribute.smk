@@ -6,6 +6,7 @@ rule attribute:
         fasta=genome_fasta,
         regions="results/{genome}/{model}/regions.bed",
         model=model_files,
+        checked="results/{genome}/{model}/check.json",
     output:
         "results/{genome}/{model}/{method}/shards/{shard}.npz",
     log:

@@ -91,6 +91,15 @@ def regions_flags(wildcards):
     return " ".join(flags)
 
 
+def check_regions_flags(wildcards):
+    """``plrp check``'s regions: ``--bed PATH``, or ``--chroms ...`` of the tiles (none: every chromosome)."""
+    regions = GENOMES[wildcards.genome]["regions"]
+    if isinstance(regions, str):
+        return f"--bed {q(regions)}"
+    chroms = regions["tile"].get("chroms")
+    return " ".join(["--chroms"] + [q(c) for c in chroms]) if chroms else ""
+
+
 def _needs_module(wildcards):
     """deeplift-shap hooks the model's nn.ReLU modules: it needs the nn.Module, not a .pt2 program."""
     method = getattr(wildcards, "method", None)
@@ -229,10 +238,14 @@ def evaluate_model_flags(wildcards):
 
 
 def evaluate_method_flags(wildcards):
-    """How the evaluation labels a method: its name, family (the method) and pruned share p+."""
+    """How the evaluation labels a method: its name, family (the method), pruned share p+ and parameters
+    (the self-check names the composite in its advice)."""
     spec = METHODS[wildcards.method]
     p_pos = spec["params"].get("p_pos", 0.0)
-    return f"--method {q(wildcards.method)} --family {spec['method']} --p-pos {p_pos}"
+    return (
+        f"--method {q(wildcards.method)} --family {spec['method']} --p-pos {p_pos}"
+        f" --method-params {q(spec['params'])}"
+    )
 
 
 def named(pattern, methods=None):

@@ -42,8 +42,56 @@ def _key_of(path):
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _example(schema):
+    """An example of a valid value of ``schema``: its ``examples``, default, first choice or its type."""
+    if schema.get("examples"):
+        return " or ".join(repr(e) for e in schema["examples"][:2])
+    if "default" in schema:
+        return repr(schema["default"])
+    if schema.get("enum"):
+        return repr(schema["enum"][0])
+    kind = schema.get("type")
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    if kind in ("integer", "number"):
+        return repr(max(1, low if isinstance(low, int) else 1))
+    return {
+        "boolean": "true",
+        "string": "'text'",
+        "array": "[...]",
+        "object": "{...}",
+    }.get(kind, "a value as in config.yaml")
+
+
+_TYPE_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a text",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys",
+    "null": "empty",
+}
+
+
+def _bound(error):
+    """The problem and the fix of a value outside a minimum/maximum/length bound."""
+    limit = error.validator_value
+    words = {
+        "minimum": ("is below the minimum", f"give a value >= {limit}"),
+        "maximum": ("is above the maximum", f"give a value <= {limit}"),
+        "exclusiveMinimum": ("must be greater than", f"give a value > {limit}"),
+        "exclusiveMaximum": ("must be less than", f"give a value < {limit}"),
+        "minItems": ("has too few entries, at least", f"give at least {limit} entries"),
+        "maxItems": ("has too many entries, at most", f"give at most {limit} entries"),
+        "minLength": ("is too short, at least", f"give at least {limit} characters"),
+    }
+    problem, fix = words[error.validator]
+    return f"{error.instance!r} {problem} {limit}", fix
+
+
 def _schema_message(error):
-    """One line for a jsonschema ValidationError that names the offending key."""
+    """One line for a jsonschema ValidationError, phrased for people: the key, the problem, and a fix with an
+    example of a valid value (the schema's ``examples``, default or choices)."""
     while error.validator in ("oneOf", "anyOf") and error.context:
         # the branch the value was meant for: not a plain type mismatch, and the deepest
         candidates = [
@@ -51,6 +99,8 @@ def _schema_message(error):
         ] or error.context
         error = max(candidates, key=lambda e: len(e.absolute_path))
     key = _key_of(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    meaning = f" ({schema['description']})" if schema.get("description") else ""
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
@@ -60,13 +110,46 @@ def _schema_message(error):
         return f"config: {names}: unknown key. Fix: remove or correct it{hint}"
     if error.validator == "required":
         return f"config: {key}: {error.message}. Fix: add it"
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.schema_path:
+        # a name (of a genome, model or method) under ``key``: jsonschema reports the name's own check
         return (
-            f"config: {key}: the name {error.instance!r} is not allowed. "
-            "Fix: use letters, digits, '.', '_', '+' and '-', starting with a letter or digit"
+            f"config: {key}: the name {error.instance!r} is not allowed{meaning}. "
+            f"Fix: rename it, e.g. {_example(schema)}"
         )
+    if error.validator == "pattern":
+        return (
+            f"config: {key}: {error.instance!r} is not a valid value{meaning}. "
+            f"Fix: give a value like {_example(schema)}"
+        )
+    if error.validator == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        return (
+            f"config: {key}: {error.instance!r} is not one of {choices}. "
+            f"Fix: use one of them, e.g. {error.validator_value[0]!r}"
+        )
+    if error.validator == "type":
+        want = error.validator_value
+        want = " or ".join(
+            _TYPE_WORDS.get(t, t) for t in (want if isinstance(want, list) else [want])
+        )
+        return (
+            f"config: {key}: {error.instance!r} is not {want}{meaning}. "
+            f"Fix: give {want}, e.g. {_example(schema)}"
+        )
+    if error.validator in (
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minItems",
+        "maxItems",
+        "minLength",
+    ):
+        problem, fix = _bound(error)
+        return f"config: {key}: {problem}{meaning}. Fix: {fix}"
     return (
-        f"config: {key}: {error.message}. Fix: see workflow/schemas/config.schema.yaml"
+        f"config: {key}: {error.message}{meaning}. Fix: give a value like {_example(schema)} "
+        "(workflow/schemas/config.schema.yaml lists every key)"
     )
 
 

@@ -1,0 +1,553 @@
+"""Explanation quality on simulated setups that no default is tuned to (issue 12; not a timed test).
+
+Setups (each trained here, briefly, from a seed):
+
+- ``demo``: the demo CNN (global max pool), trained by :func:`lrp.demo.train.train` on a small
+  :func:`lrp.demo.simulate.simulate_to` genome; tiles of the held-out chromosome; target task 0 ("any").
+- ``bpnet``: bpnet-lite's BPNet (16 filters, 4 dilated residual layers; ``nn.ReLU`` modules, so
+  tangermeme's DeepLIFT sees them: ``tests/models.py``'s BPNetLike uses functional ReLUs, which DeepLIFT
+  treats as linear) with a profile head (target ``reduction: profile``) and a counts head; trained on
+  windows with planted Spi1/CEBPB sites whose profile peaks at the sites.
+- ``expcnn``: a CNN with exponential first-layer activations (Koo & Ploenzke 2021), FOXA1/HNF4A presence.
+- ``grammar``: the demo CNN with mean pooling on a sparse grammar: positive windows hold a SOX2 site 3 bp
+  before a POU5F1 site (same strand) plus decoys; negative windows hold the same motifs unpaired. Only the
+  pairs are ground truth.
+
+Per method, composite and head: per-position AUROC and AUPRC of the projected relevance against the planted
+sites (pooled), RMA, Gini, the deletion gain over random order and the self-check's verdict
+(:mod:`lrp.evaluation.selfcheck`), and windows per second. ``auto`` rows choose the composite by the
+deletion test (:func:`lrp.engine.auto.choose_rules`) and ``p`` per layer (:func:`lrp.engine.auto.knee_p`).
+
+Run: ``.venv/bin/python benchmarks/quality.py [--setups demo bpnet ...] [--diagnose]``; prints a table
+and writes ``benchmarks/results/quality.json``; ``--diagnose`` also writes the figures of
+``docs/plrp-method.md`` into ``docs/figures/``.
+"""
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+from bpnetlite.bpnet import BPNet
+
+from lrp.core.atomic import atomic_open
+from lrp.demo import simulate as S
+from lrp.demo.model import build_model
+from lrp.demo.train import auroc, one_hot, read_fasta
+from lrp.demo.train import train as train_demo
+from lrp.engine import auto
+from lrp.engine.explain import explain
+from lrp.engine.scoring import target_function
+from lrp.evaluation import metrics as M
+from lrp.evaluation.selfcheck import deletion_gain, selfcheck
+from lrp.motifs.database import select_motifs
+
+COMPOSITES = {
+    "default": None,
+    "conv-epsilon": {"conv": "epsilon"},
+    "conv-gamma": {"conv": {"rule": "gamma", "gamma": 0.25}},
+}
+LRP_RUNS = (
+    ("lrp", "lrp", {}),
+    ("plrp-lambda-0.1", "plrp-lambda", {"p_pos": 0.1}),
+    ("plrp-lambda-0.25", "plrp-lambda", {"p_pos": 0.25}),
+    ("plrp-lambda-0.5", "plrp-lambda", {"p_pos": 0.5}),
+    ("plrp-m-0.25", "plrp-m", {"p_pos": 0.25}),
+)
+OTHER_RUNS = (
+    ("gradient-x-input", "gradient-x-input", {}),
+    ("deeplift-shap-20", "deeplift-shap", {"n_shuffles": 20}),
+)
+N_EVAL = 100  # windows explained per setup
+N_AUTO = 48  # windows the auto choices look at
+
+
+# ------------------------------------------------------------------------------------------ simulation
+class Planter:
+    """Window simulator: human-like Markov background with JASPAR sites sampled at relative score >= 0.9."""
+
+    def __init__(self, tfs, seed):
+        self.motifs, _ = select_motifs(names=list(tfs))
+        self.names = list(self.motifs)
+        self.transition = S.transition_matrix()
+        bg = S.stationary(self.transition)
+        self.pwms = {t: S.log_odds(m, bg) for t, m in self.motifs.items()}
+        self.rng = np.random.default_rng(seed)
+
+    def background(self, n, length):
+        """(n, L) uint8 codes."""
+        return np.stack([S.markov_chain(length, self.transition, self.rng) for _ in range(n)])
+
+    def place(self, codes, tf, start, strand):
+        """Write one sampled site of ``tf`` at ``start`` -> (start, end, tf)."""
+        site, _ = S.sample_site(self.motifs[tf], self.pwms[tf], self.rng, 0.9)
+        if strand == "-":
+            site = 3 - site[::-1]
+        codes[start : start + len(site)] = site
+        return start, start + len(site), tf
+
+    def free_start(self, taken, width, length, margin=8):
+        """A start whose ``[start - margin, start + width + margin)`` overlaps no taken interval."""
+        for _ in range(200):
+            s = int(self.rng.integers(margin, length - width - margin))
+            if all(s + width + margin <= a or s >= b + margin for a, b, *_ in taken):
+                return s
+        return None
+
+    def width(self, tf):
+        return self.motifs[tf].shape[1]
+
+
+def _onehot(codes):
+    """(n, L) codes -> (n, 4, L) float32."""
+    return np.eye(4, dtype=np.float32)[codes].transpose(0, 2, 1).copy()
+
+
+def _mask(sites, n, length):
+    mask = np.zeros((n, length), bool)
+    for i, rows in enumerate(sites):
+        for s, e, *_ in rows:
+            mask[i, s:e] = True
+    return mask
+
+
+def _fit(model, loss_of, batches, epochs, lr, seed):
+    """Adam over ``batches()`` (a list of tensors per step) for ``epochs``; returns the model in eval."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        model.train()
+        for batch in batches():
+            opt.zero_grad()
+            loss_of(model, *batch).backward()
+            opt.step()
+    return model.eval()
+
+
+def _minibatches(arrays, size, rng):
+    order = rng.permutation(len(arrays[0]))
+
+    def gen():
+        for b in range(0, len(order), size):
+            idx = order[b : b + size]
+            yield [torch.as_tensor(a[idx]) for a in arrays]
+
+    return gen
+
+
+# ------------------------------------------------------------------------------------------ setups
+def setup_demo(seed, work):
+    """The demo CNN trained by the demo's own functions; held-out tiles."""
+    S.simulate_to(work, seed=seed, chrom_lengths=(100_000,) * 3 + (80_000,))
+    deterministic = torch.are_deterministic_algorithms_enabled()  # train() sets it and leaves it on
+    train_demo(
+        work / "genome.fa",
+        work / "known_sites.bed",
+        work / "model",
+        seed=seed,
+        epochs=8,
+        windows_per_epoch=1600,
+        threads=torch.get_num_threads(),
+        progress=False,
+    )
+    torch.use_deterministic_algorithms(
+        deterministic
+    )  # tangermeme's max unpooling has no such kernel
+    meta = json.loads((work / "model/model.json").read_text())
+    model = build_model(**meta["kwargs"])
+    model.load_state_dict(torch.load(work / "model/model_state.pt"))
+    model.eval()
+    genome = read_fasta(work / "genome.fa")
+    chrom = max(genome)
+    length = meta["length"]
+    starts = np.arange(0, len(genome[chrom]) - length + 1, length // 2)[:N_EVAL]
+    x = np.stack([one_hot(genome[chrom][s : s + length]) for s in starts])
+    windows = pd.DataFrame({"chrom": chrom, "start": starts, "end": starts + length})
+    sites = pd.read_csv(work / "known_sites.bed", sep="\t", header=None).iloc[:, :4]
+    sites.columns = ["chrom", "start", "end", "name"]
+    mask = M.site_mask(windows, sites)
+    return model, x, {"any": ({"index": 0}, mask)}
+
+
+def setup_bpnet(seed, n_train=2400, length=200, trim=20):
+    """bpnet-lite's BPNet with a profile and a counts head on planted Spi1 / CEBPB sites."""
+    pl = Planter(["SPI1", "CEBPB"], seed)
+    strength = dict(zip(pl.names, (3.0, 1.5)))
+
+    def draw(n):
+        codes = pl.background(n, length)
+        sites = []
+        for i in range(n):
+            rows = []
+            for _ in range(int(pl.rng.integers(0, 4))):
+                tf = pl.names[int(pl.rng.integers(2))]
+                s = pl.free_start(rows, pl.width(tf), length)
+                if s is not None:
+                    rows.append(pl.place(codes[i], tf, s, "+" if pl.rng.random() < 0.5 else "-"))
+            sites.append(rows)
+        pos = np.arange(trim, length - trim)
+        lam = np.full((n, len(pos)), 0.02)
+        for i, rows in enumerate(sites):
+            for s, e, tf in rows:
+                lam[i] += strength[tf] * np.exp(-((pos - (s + e) / 2) ** 2) / (2 * 4.0**2))
+        prof = (lam / lam.sum(1, keepdims=True)).astype(np.float32)
+        counts = np.log1p(20 * lam.sum(1)).astype(np.float32)
+        return _onehot(codes), prof, counts, sites
+
+    x, prof, counts, _ = draw(n_train)
+
+    def loss_of(model, xb, pb, cb):
+        profile, counts = model(xb)
+        mnll = -(pb * F.log_softmax(profile[:, 0], -1)).sum(-1).mean()
+        return mnll + F.mse_loss(counts[:, 0], cb)
+
+    torch.manual_seed(seed)
+    model = BPNet(
+        n_filters=16, n_layers=4, n_outputs=1, n_control_tracks=0, trimming=trim, verbose=False
+    )
+    rng = np.random.default_rng(seed)
+    _fit(model, loss_of, _minibatches([x, prof, counts], 64, rng), 10, 3e-3, seed)
+    xe, _, _, sites = draw(N_EVAL)
+    mask = _mask(sites, N_EVAL, length)
+    heads = {
+        "profile": ({"output": 0, "reduction": "profile"}, mask),
+        "counts": ({"output": 1, "index": 0}, mask),
+    }
+    return model, xe, heads
+
+
+class Exp(nn.Module):
+    """Element-wise ``exp`` (Koo & Ploenzke 2021's first-layer activation)."""
+
+    def forward(self, x):
+        return torch.exp(x)
+
+
+class ExpCNN(nn.Module):
+    """Conv(4->32, 19) + exp + MaxPool(4) + Conv(32->32, 7) + ReLU + global max + Linear -> (N, 1)."""
+
+    def __init__(self, length=200):
+        super().__init__()
+        self.conv1 = nn.Conv1d(4, 32, 19, padding=9)
+        nn.init.normal_(self.conv1.weight, std=0.05)
+        nn.init.zeros_(self.conv1.bias)
+        self.act1 = Exp()
+        self.pool1 = nn.MaxPool1d(4)
+        self.conv2 = nn.Conv1d(32, 32, 7, padding=3)
+        self.act2 = nn.ReLU()
+        self.pool2 = nn.MaxPool1d(length // 4)
+        self.head = nn.Linear(32, 1)
+
+    def forward(self, x):
+        h = self.pool1(self.act1(self.conv1(x)))
+        return self.head(self.pool2(self.act2(self.conv2(h))).flatten(1))
+
+
+def _presence(pl, n, length, tfs, n_max):
+    codes = pl.background(n, length)
+    sites, y = [], np.zeros(n, np.float32)
+    for i in range(n):
+        rows = []
+        if pl.rng.random() < 0.5:
+            for _ in range(int(pl.rng.integers(1, n_max + 1))):
+                tf = tfs[int(pl.rng.integers(len(tfs)))]
+                s = pl.free_start(rows, pl.width(tf), length)
+                if s is not None:
+                    rows.append(pl.place(codes[i], tf, s, "+" if pl.rng.random() < 0.5 else "-"))
+            y[i] = 1.0
+        sites.append(rows)
+    return _onehot(codes), y, sites
+
+
+def _bce(model, xb, yb):
+    return F.binary_cross_entropy_with_logits(model(xb)[:, 0], yb)
+
+
+def setup_expcnn(seed, n_train=3000, length=200):
+    """The exponential-activation CNN on FOXA1 / HNF4A presence."""
+    pl = Planter(["FOXA1", "HNF4A"], seed)
+    x, y, _ = _presence(pl, n_train, length, pl.names, 2)
+    torch.manual_seed(seed)
+    model = ExpCNN(length)
+    _fit(model, _bce, _minibatches([x, y], 64, np.random.default_rng(seed)), 8, 2e-3, seed)
+    xe, _, sites = _presence(pl, N_EVAL, length, pl.names, 2)
+    return model, xe, {"logit": (None, _mask(sites, N_EVAL, length))}
+
+
+def setup_grammar(seed, n_train=3000, length=200, gap=3):
+    """Mean-pooled demo CNN on SOX2 -gap- POU5F1 pairs among unpaired decoys of the same motifs."""
+    pl = Planter(["SOX2", "POU5F1"], seed)
+    a, b = pl.names
+
+    def draw(n):
+        codes = pl.background(n, length)
+        truth, y = [], np.zeros(n, np.float32)
+        for i in range(n):
+            rows, pair = [], []
+            if pl.rng.random() < 0.5:
+                width = pl.width(a) + gap + pl.width(b)
+                s = pl.free_start(rows, width, length)
+                strand = "+" if pl.rng.random() < 0.5 else "-"
+                first, second = (a, b) if strand == "+" else (b, a)
+                pair = [pl.place(codes[i], first, s, strand)]
+                pair.append(pl.place(codes[i], second, s + pl.width(first) + gap, strand))
+                rows += pair
+                y[i] = 1.0
+            for _ in range(int(pl.rng.integers(1, 3))):  # decoys, never at the pair's spacing
+                tf = pl.names[int(pl.rng.integers(2))]
+                s = pl.free_start(rows, pl.width(tf), length, margin=12)
+                if s is not None:
+                    rows.append(pl.place(codes[i], tf, s, "+" if pl.rng.random() < 0.5 else "-"))
+            truth.append(pair)
+        return _onehot(codes), y, truth
+
+    x, y, _ = draw(n_train)
+    model = build_model(n_tasks=1, length=length, filters=16, pool="mean", seed=seed)
+    _fit(model, _bce, _minibatches([x, y], 64, np.random.default_rng(seed)), 10, 3e-3, seed)
+    xe, _, truth = draw(N_EVAL)
+    return model, xe, {"logit": (None, _mask(truth, N_EVAL, length))}
+
+
+def allow_exp():
+    """The wiring the exp model needs (not in the engine yet): ``aten.exp`` passes relevance like any
+    element-wise activation, and tangermeme gets DeepLIFT's rescale rule for :class:`Exp`."""
+    import tangermeme.deep_lift_shap as dls
+    from tangermeme._deep_lift_utils import _build_nonlinear_ops, _nonlinear
+
+    from lrp.engine import ops
+
+    ops.PASS_OPS.add(torch.ops.aten.exp)
+    ops.PASS_OPS.add(torch.ops.aten.exp.default)
+    dls._build_nonlinear_ops = lambda extra=None: _build_nonlinear_ops(
+        {Exp: _nonlinear, **(extra or {})}
+    )
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def judge_for(f):
+    """The deletion judge of :func:`lrp.engine.auto.choose_rules`: mean deletion gain over random."""
+    return lambda x, scores: float(np.nanmean(deletion_gain(f, x, scores)))
+
+
+def measure(model, x, target, mask, method, params, f):
+    """Explain ``x`` and score it -> dict of metrics (and the relevance)."""
+    t0 = time.perf_counter()
+    out = explain(model, torch.as_tensor(x), method=method, target=target, **params)
+    seconds = time.perf_counter() - t0
+    scores = out.relevance.sum(1).numpy().astype(np.float64)
+    check = selfcheck(f, x, scores, mask, method=method, rules=params.get("rules"), target=target)
+    return {
+        "auroc": auroc(mask.ravel().astype(float), scores.ravel()),
+        "auprc": M.auprc(scores, mask),
+        "auprc_random": float(mask.mean()),
+        "rma": M.summarise(M.rma(scores, mask)),
+        "gini": M.summarise(M.relevance_gini(out.relevance.numpy())),
+        "deletion_gain": check["deletion"]["gain"],
+        "deletion": check["deletion"]["verdict"],
+        "flagged": check["flagged"],
+        "windows_per_s": len(x) / seconds,
+    }, out
+
+
+def run_head(model, x, target, mask, seed):
+    """Every method and composite on one head -> list of rows."""
+    f = target_function(model, target)
+    rows = []
+    for name, method, params in OTHER_RUNS:
+        extra = {"seed": seed} if method == "deeplift-shap" else {}
+        m, _ = measure(model, x, target, mask, method, {**params, **extra}, f)
+        rows.append({"method": name, "rules": "-", **m})
+    for comp, rules in COMPOSITES.items():
+        for name, method, params in LRP_RUNS:
+            m, _ = measure(model, x, target, mask, method, {**params, "rules": rules}, f)
+            rows.append({"method": name, "rules": comp, **m})
+    t0 = time.perf_counter()
+    chosen = auto.choose_rules(model, x, target, judge_for(f), n=N_AUTO, seed=seed)
+    t_rules = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p_layers = auto.knee_p(model, x, target, n=N_AUTO, seed=seed, rules=chosen["rules"])
+    t_p = time.perf_counter() - t0
+    autos = (
+        ("lrp", "lrp", {}),
+        ("plrp-lambda-0.25", "plrp-lambda", {"p_pos": 0.25}),
+        ("plrp-lambda-knee", "plrp-lambda", {"p_pos": 0.0, "p_layers": p_layers}),
+    )
+    for name, method, params in autos:
+        m, _ = measure(model, x, target, mask, method, {**params, "rules": chosen["rules"]}, f)
+        rows.append({"method": name, "rules": f"auto:{chosen['choice']}", **m})
+    meta = {
+        "auto_rules": chosen,
+        "auto_rules_seconds": t_rules,
+        "knee_p": p_layers,
+        "knee_p_seconds": t_p,
+    }
+    return rows, meta
+
+
+# ------------------------------------------------------------------------------------------ diagnosis
+def layer_site_shares(model, x, target, mask, rules):
+    """Per linear layer (top-down), the share of positive and of negative relevance at its input that
+    lies on site positions, channels summed -> ``{layer: (pos share, neg share, relevance (n, C, L'))}``;
+    layers without a position axis or of another length than the mask are left out."""
+    out = explain(
+        model, torch.as_tensor(x), method="lrp", target=target, rules=rules, return_layers=True
+    )
+    shares = {}
+    for name, r in list(out.layers.items()) + [("input", out.relevance)]:
+        if r.dim() != 3 or r.shape[2] != mask.shape[1]:
+            continue
+        per_pos = r.sum(1).double().numpy()
+        pos, neg = per_pos.clip(0, None), (-per_pos).clip(0, None)
+        shares[name] = (
+            float((pos * mask).sum() / max(pos.sum(), 1e-30)),
+            float((neg * mask).sum() / max(neg.sum(), 1e-30)),
+            r,
+        )
+    return shares
+
+
+def diagnose(name, model, x, heads, figures):
+    """The measurements behind docs/plrp-method.md's diagnosis; figures into ``figures``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lrp.report.figures import save_figure
+
+    facts = {}
+    for head, (target, mask) in heads.items():
+        key = f"{name}/{head}"
+        lrp_r = explain(model, torch.as_tensor(x), method="lrp", target=target)
+        gxi = explain(model, torch.as_tensor(x), method="gradient-x-input", target=target)
+        a, b = lrp_r.relevance.flatten().double(), gxi.relevance.flatten().double()
+        facts[key] = {"corr_lrp_gxi": float(torch.corrcoef(torch.stack([a, b]))[0, 1])}
+        layers = explain(
+            model, torch.as_tensor(x), method="lrp", target=target, return_layers=True
+        ).layers
+        f = lrp_r.target.double().sum()
+        facts[key]["mass_share_by_layer"] = {
+            k: float(v.double().sum() / f) for k, v in layers.items()
+        }
+        by_rules = {
+            c: layer_site_shares(model, x, target, mask, r)
+            for c, r in COMPOSITES.items()
+            if c != "conv-gamma"
+        }
+        facts[key]["site_share_by_layer"] = {
+            c: {k: v[:2] for k, v in sh.items()} for c, sh in by_rules.items()
+        }
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for c, sh in by_rules.items():
+            names = list(sh)
+            ax.plot(range(len(names)), [sh[k][0] for k in names], "o-", label=f"{c}: positive")
+            ax.plot(range(len(names)), [sh[k][1] for k in names], "x--", label=f"{c}: negative")
+        ax.axhline(float(mask.mean()), color="grey", lw=0.8, label="site coverage (random)")
+        ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+        ax.set_ylabel("share on planted sites")
+        ax.set_title(f"{key}: LRP relevance per layer input (top-down)", fontsize=9)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        save_figure(fig, figures, f"layers_{name}_{head}", 150)
+        # per channel: where the default composite's off-site positive relevance sits
+        sh = by_rules["default"]
+        worst = min((k for k in sh if k != "input"), key=lambda k: sh[k][0], default=None)
+        if worst is not None:
+            r = sh[worst][2].double().numpy().clip(0, None)
+            off = (r * ~mask[:, None, :]).sum((0, 2))
+            facts[key]["worst_layer"] = worst
+            order = np.argsort(-off)
+            facts[key]["off_site_top_channels"] = {
+                int(c): round(float(off[c] / off.sum()), 3) for c in order[:5]
+            }
+    return facts
+
+
+SETUPS = {
+    "demo": setup_demo,
+    "bpnet": setup_bpnet,
+    "expcnn": setup_expcnn,
+    "grammar": setup_grammar,
+}
+
+
+def build(name, seed, work):
+    if name == "demo":
+        return setup_demo(seed, work)
+    return SETUPS[name](seed)
+
+
+def print_table(results):
+    cols = ("auroc", "auprc", "rma", "gini", "deletion_gain", "windows_per_s")
+    for key, res in results.items():
+        rows = res["rows"]
+        print(
+            f"\n## {key}  (random AUPRC {rows[0]['auprc_random']:.3f}; auto: "
+            f"{res['meta']['auto_rules']['choice']}, knee p {res['meta']['knee_p']})"
+        )
+        print(f"{'method':<20}{'rules':<20}" + "".join(f"{c[:9]:>10}" for c in cols) + "  check")
+        for r in rows:
+            vals = "".join(
+                f"{r[c]:>10.1f}" if c == "windows_per_s" else f"{r[c]:>10.3f}" for c in cols
+            )
+            print(
+                f"{r['method']:<20}{r['rules']:<20}{vals}  {r['deletion']}{' FLAG' if r['flagged'] else ''}"
+            )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/quality.json"))
+    parser.add_argument("--diagnose", action="store_true", help="also write docs/figures/")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    allow_exp()
+    results, facts = {}, {}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.setups:
+            t0 = time.perf_counter()
+            model, x, heads = build(name, args.seed, Path(tmp) / name)
+            t_train = time.perf_counter() - t0
+            for head, (target, mask) in heads.items():
+                rows, meta = run_head(model, x, target, mask, args.seed)
+                meta["train_seconds"] = t_train
+                meta["n_windows"], meta["length"] = int(x.shape[0]), int(x.shape[2])
+                results[f"{name}/{head}"] = {"rows": rows, "meta": meta}
+                print_table({f"{name}/{head}": results[f"{name}/{head}"]})
+                sys.stdout.flush()
+            if args.diagnose:
+                facts.update(diagnose(name, model, x, heads, ROOT / "docs/figures"))
+                print(json.dumps({k: v for k, v in facts.items() if k.startswith(name)}, indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out) as handle:
+        json.dump(
+            {
+                "seed": args.seed,
+                "seconds": time.perf_counter() - t_all,
+                "results": results,
+                "diagnosis": facts,
+            },
+            handle,
+            indent=1,
+            default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v),
+        )
+    print(f"\nwrote {out} in {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""``plrp attribute``: explain one shard of regions with one method (:mod:`lrp.attribution.attribute`), written
+as a shard of the relevance store (:func:`lrp.genomics.store.write_shard`)."""
+
+import logging
+import time
+
+import numpy as np
+
+from lrp.attribution.attribute import attribute_regions, shard_windows
+from lrp.attribution.memory import with_smaller_batches
+from lrp.engine.methods import get_method, method_names
+from lrp.genomics.store import write_shard
+from lrp.steps.cli import default, json_option, load_model_of, model_arguments
+
+log = logging.getLogger("plrp")
+
+
+def arguments(parser):
+    parser.add_argument("--fasta", required=True, help="genome FASTA")
+    parser.add_argument("--regions", required=True, help="region table (plrp regions)")
+    parser.add_argument("--shard", type=int, default=0, help="shard number k (rows k*S to (k+1)*S)")
+    parser.add_argument("--shard-size", type=int, default=0, help="S; 0 = all regions")
+    model_arguments(parser)
+    parser.add_argument("--length", type=int, required=True, help="model input length L (bp)")
+    parser.add_argument("--method", required=True, help=", ".join(method_names()))
+    parser.add_argument(
+        "--method-params", default="{}", help="JSON: p_pos, p_neg, p_layers, rules, n_shuffles"
+    )
+    parser.add_argument("--batch-size", type=int, default=default(attribute_regions, "batch_size"))
+    parser.add_argument(
+        "--device", default=default(attribute_regions, "device"), help="auto, cpu or cuda"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
+    )
+    parser.add_argument("--seed", type=int, default=default(attribute_regions, "seed"))
+    parser.add_argument("--out", required=True, help="shard .npz")
+
+
+def main(args):
+    from lrp.engine.allocator import keep_freed_memory
+    from lrp.engine.model_io import check_model
+
+    get_method(args.method)  # an unknown method fails before any file is read
+    target = json_option(args.target, "--target")
+    params = json_option(args.method_params, "--method-params")
+    json_option(args.builder_kwargs, "--builder-kwargs")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    keep_freed_memory()  # batch-sized buffers reuse their pages from batch to batch
+    x, start, stop = shard_windows(
+        args.fasta, args.regions, args.shard, args.shard_size, args.length
+    )
+    model = load_model_of(args)
+    check_model(model, args.length, target=target)
+    t0 = time.perf_counter()
+    log.info("explaining regions %d-%d of %s with %s", start, stop, args.regions, args.method)
+    result, _ = with_smaller_batches(
+        lambda batch_size: attribute_regions(
+            model,
+            x,
+            args.method,
+            target,
+            params,
+            args.length,
+            args.alphabet,
+            batch_size,
+            args.device,
+            args.seed,
+        ),
+        args.batch_size,
+        where=args.out,
+    )
+    seconds = time.perf_counter() - t0
+    log.info(
+        "%d regions in %.1f s (%.0f bp/s)",
+        stop - start,
+        seconds,
+        (stop - start) * args.length / max(seconds, 1e-9),
+    )
+    result["index"] = np.arange(start, stop, dtype=np.int64)
+    result["ohe"] = x.astype(np.int8)
+    write_shard(args.out, result)

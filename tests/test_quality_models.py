@@ -1,0 +1,68 @@
+"""A BPNet-style model with profile and counts heads, trained here on simulated windows with planted
+motifs (the benchmark's ``bpnet`` setup, smaller): LRP and PLRP relevance on both heads lands on the planted
+sites with the data-driven choices of :mod:`lrp.engine.auto`, and ``p_pos: auto`` is reproducible and in
+``[0, 1)``. The default composite's failure on the profile head is recorded as an expected failure until
+the default changes (issue 12)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("bpnetlite")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import quality
+
+from lrp import explain
+from lrp.engine import auto
+from lrp.engine.scoring import target_function
+from lrp.evaluation import metrics as M
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bpnet():
+    torch.set_num_threads(2)
+    return quality.setup_bpnet(0, n_train=1200)
+
+
+def _quality(model, x, target, mask, **kwargs):
+    scores = explain(model, torch.as_tensor(x), target=target, **kwargs).relevance.sum(1).numpy()
+    return M.summarise(M.rma(scores, mask)), M.auprc(scores, mask), float(mask.mean())
+
+
+@pytest.mark.parametrize("head", ["profile", "counts"])
+@pytest.mark.parametrize("method", ["lrp", "plrp-lambda"])
+def test_auto_rules_put_relevance_on_the_planted_sites(bpnet, head, method):
+    model, x, heads = bpnet
+    target, mask = heads[head]
+    f = target_function(model, target)
+    chosen = auto.choose_rules(model, x, target, quality.judge_for(f), n=32, seed=0)
+    rma, ap, base = _quality(model, x, target, mask, method=method, rules=chosen["rules"])
+    coverage = float(mask[mask.any(1)].mean())
+    assert rma > 2 * coverage, (chosen, rma, coverage)
+    assert ap > 3 * base, (chosen, ap, base)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 12: z-plus on hidden convolutions, signed profile target"
+)
+def test_default_composite_on_the_profile_head(bpnet):
+    model, x, heads = bpnet
+    target, mask = heads["profile"]
+    _, ap, base = _quality(model, x, target, mask, method="plrp-lambda")
+    assert ap > 3 * base
+
+
+def test_knee_p_is_reproducible_and_a_proportion(bpnet):
+    model, x, heads = bpnet
+    target, _ = heads["profile"]
+    a = auto.knee_p(model, x, target, n=16, seed=4)
+    assert a == auto.knee_p(model, x, target, n=16, seed=4)
+    assert a and all(0 <= p < 1 for p in a.values())
+    assert "iconv" not in a  # the layer reading the sequence is never pruned
+    assert np.isfinite(list(a.values())).all()
