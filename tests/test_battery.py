@@ -491,7 +491,12 @@ BAD_CONFIG = {
         "motif_database.jaspar.release",
         "'JASPAR2026'",
     ),
-    "builder_no_function": (["models", "m", "builder"], "arch.py", "models.m.builder", "module:"),
+    "builder_no_function": (
+        ["models", "m", "builder"],
+        "arch.py",
+        "models.m.builder",
+        "arch.py:build_model",
+    ),
 }
 
 

@@ -81,9 +81,11 @@ def _positive_calls(work, method):
 
 def _gini_rma(work, method):
     """Mean Gini of |projected relevance| and mean RMA, from the relevance arrays and the known sites."""
-    with np.load(work / f"results/demo/demo/{method}/relevance.npz") as z:
-        scores = z["relevance"].sum(1, dtype=np.float64)
-        index = z["index"]
+    from lrp.genomics.store import open_store
+
+    store = open_store(work / f"results/demo/demo/{method}/relevance.npz")
+    scores = np.asarray(store.relevance).sum(1, dtype=np.float64)
+    index = store.index
     windows = _regions(work).iloc[index].reset_index(drop=True)
     mask = M.site_mask(windows, _sites(work))
     assert mask.any(1).sum() >= 20, "too few explained windows hold a planted site"

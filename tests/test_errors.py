@@ -153,7 +153,8 @@ def _regions(d, bed=None, fasta="g.fa"):
 
 BEDS = {
     # name: (text, words the error line must hold besides the file name)
-    "contig": ("chr1\t0\t300\nchrX\t10\t300\n", ["line 2", "'chrX'", "not in the FASTA"]),
+    # line 1 named, as known sites need (a BED3 line of sites is itself an error)
+    "contig": ("chr1\t0\t300\tTF\t0\t+\nchrX\t10\t300\n", ["line 2", "'chrX'", "not in the FASTA"]),
     "past_end": ("chr2\t1900\t2100\n", ["line 1", "past the end of chr2 (2000)"]),
     "negative": ("chr1\t-5\t300\n", ["line 1", "negative"]),
     "start_ge_end": ("chr1\t300\t300\n", ["line 1", "start 300 >= end 300"]),

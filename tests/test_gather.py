@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from lrp.core.errors import PlrpError
+from lrp.genomics.store import open_store
 from lrp.steps.cli import main
 
 L, N_LAYERS, NAMES = 12, 3, np.array(["head", "conv2", "conv1"])
-OUTPUTS = ("relevance.npy", "hypothetical.npy", "ohe.npy", "relevance.npz")
+OUTPUTS = ("relevance.npy", "hypothetical.npy", "ohe.npy", "relevance.npz")  # the default arrays
 
 
 def expected(n):
@@ -55,8 +56,9 @@ def write_table(path, n):
     return str(path)
 
 
-def gather(tmp_path, shards, regions):
-    return main(["gather", "--shards", *shards, "--regions", regions, "--out-dir", str(tmp_path)])
+def gather(tmp_path, shards, regions, *options):
+    argv = ["gather", "--shards", *shards, "--regions", regions, "--out-dir", str(tmp_path)]
+    return main(argv + list(options))
 
 
 def leftovers(folder):
@@ -88,9 +90,10 @@ def test_shards_out_of_order_gather_into_the_right_rows(tmp_path, table):
         got = np.load(tmp_path / f"{key}.npy")
         assert got.dtype == table["full"][key].dtype and got.shape == (table["n"], 4, L)
         np.testing.assert_array_equal(got, table["full"][key], err_msg=key)
-    with np.load(tmp_path / "relevance.npz") as npz:
-        for key, want in table["full"].items():
-            np.testing.assert_array_equal(npz[key], want, err_msg=key)
+    store = open_store(tmp_path / "relevance.npz")
+    for key, want in table["full"].items():
+        got = store.arrays.get(key, store.small.get(key))
+        np.testing.assert_array_equal(np.asarray(got), want, err_msg=key)
     assert leftovers(tmp_path) == sorted(OUTPUTS)  # no temporary file left behind
 
 
@@ -103,43 +106,53 @@ def test_rows_in_any_order_within_a_shard(tmp_path, table):
         write_shard(tmp_path / "shard_b.npz", perm[9:], full=full),
     ]
     assert gather(tmp_path, shards, table["regions"]) == 0
-    with np.load(tmp_path / "relevance.npz") as npz:
-        for key, want in full.items():
-            np.testing.assert_array_equal(npz[key], want, err_msg=key)
+    store = open_store(tmp_path / "relevance.npz")
+    for key, want in full.items():
+        got = store.arrays.get(key, store.small.get(key))
+        np.testing.assert_array_equal(np.asarray(got), want, err_msg=key)
 
 
-def test_npz_holds_exactly_the_arrays_of_the_npy_files(tmp_path, table):
+def test_the_arrays_are_stored_once_and_the_npz_holds_the_small_ones(tmp_path, table):
     assert gather(tmp_path, table["shards"], table["regions"]) == 0
     with zipfile.ZipFile(tmp_path / "relevance.npz") as zf:
-        names = sorted(zf.namelist())
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
         assert zf.testzip() is None  # CRCs of the streamed members are right
-    want = ["hypothetical", "index", "layer_gini", "layer_names", "ohe", "relevance", "target"]
-    assert names == [f"{k}.npy" for k in want]
+        names = sorted(zf.namelist())
+    assert names == [f"{k}.npy" for k in ("index", "layer_gini", "layer_names", "target")]
     with np.load(tmp_path / "relevance.npz") as npz:
-        assert sorted(npz.files) == want
-        for key in ("relevance", "hypothetical", "ohe"):
-            npy = np.load(tmp_path / f"{key}.npy")
-            assert npz[key].dtype == npy.dtype and npz[key].shape == npy.shape
-            np.testing.assert_array_equal(npz[key], npy)
-            # Byte for byte: the npz member is the .npy file.
-            with zipfile.ZipFile(tmp_path / "relevance.npz") as zf:
-                assert zf.read(f"{key}.npy") == (tmp_path / f"{key}.npy").read_bytes()
         assert npz["index"].dtype == np.int64 and npz["layer_names"].tolist() == NAMES.tolist()
 
 
-def test_the_tracks_reader_reads_the_npz_member(tmp_path, table):
-    from lrp.genomics.store import NpyRows, open_relevance
+def test_relevance_left_out_is_read_as_hypothetical_times_ohe(tmp_path, table):
+    from lrp.genomics.store import ProductRows
 
-    assert gather(tmp_path, table["shards"], table["regions"]) == 0
-    (tmp_path / "relevance.npy").unlink()  # force the npz member
-    rel = open_relevance(tmp_path / "relevance.npz")
-    assert isinstance(rel, NpyRows) and rel.shape == (table["n"], 4, L)
-    want = table["full"]["relevance"]
+    argv = ["--arrays", "hypothetical", "ohe"]
+    assert gather(tmp_path, table["shards"], table["regions"], *argv) == 0
+    assert not (tmp_path / "relevance.npy").exists()
+    rel = open_store(tmp_path / "relevance.npz").relevance
+    assert isinstance(rel, ProductRows) and rel.shape == (table["n"], 4, L)
+    want = table["full"]["hypothetical"] * table["full"]["ohe"]
     np.testing.assert_array_equal(rel[3:17], want[3:17])
     np.testing.assert_array_equal(rel[[20, 2, 3, 4, 0]], want[[20, 2, 3, 4, 0]])
     np.testing.assert_array_equal(rel[-1, :, 2:5], want[-1, :, 2:5])
-    np.testing.assert_array_equal(np.asarray(rel), want)
+
+
+def test_a_selection_keeps_only_its_windows_in_float16(tmp_path, table):
+    from lrp.genomics.store import write_selection
+
+    keep = np.array([0, 5, 6, 7, 19, table["n"] - 1])
+    write_selection(tmp_path / "selection.npz", keep)
+    argv = ["--selection", str(tmp_path / "selection.npz"), "--dtype", "float16"]
+    assert gather(tmp_path, table["shards"], table["regions"], *argv) == 0
+    store = open_store(tmp_path / "relevance.npz")
+    assert np.array_equal(store.index, keep) and len(store) == keep.size
+    assert np.load(tmp_path / "hypothetical.npy").dtype == np.float16
+    hyp = store.hypothetical[:]
+    assert hyp.dtype == np.float32  # read back as float32
+    want = table["full"]["hypothetical"][keep]
+    np.testing.assert_array_equal(hyp, want.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(store.ohe[:], table["full"]["ohe"][keep])
+    np.testing.assert_array_equal(store.target, table["full"]["target"][keep])
 
 
 def test_missing_shard_is_a_clear_error_and_writes_nothing(tmp_path, table, capsys):

@@ -232,3 +232,119 @@ def test_stitched_track_equals_single_window_explanations(run):
     np.testing.assert_allclose(
         values["chr1"][s : s + STEP], alone[:STEP], rtol=1e-4, atol=1e-6 * np.abs(alone).max()
     )
+
+
+# ------------------------------------------------------------------ genome-wide mode through real Snakemake
+@pytest.fixture(scope="module")
+def genome_run(tmp_path_factory):
+    """The tiny demo in genome-wide mode (config ``output``) through Snakemake, up to the per-method
+    tracks, the stores and the evaluation; returns the results folder of the pair."""
+    from conftest import snakemake, tiny
+
+    work = tmp_path_factory.mktemp("genome_mode")
+    config = tiny()
+    config["output"] = {
+        "mode": "genome",
+        "hypothetical_track": True,
+        "select": {"top_fraction": 0.25},
+    }
+    targets = [
+        f"results/demo/demo/{m}/{f}"
+        for m in config["methods"]
+        for f in ("relevance.bw", "relevance.npz", "metrics.json")
+    ]
+    proc = snakemake(work, "--cores", "2", *targets, config=config, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work / "results/demo/demo", config
+
+
+def test_genome_mode_tracks_stores_and_no_shards(genome_run):
+    from lrp.genomics.store import open_store
+
+    pair, config = genome_run
+    regions = read_regions(pair / "regions.bed", coords_only=True)
+    keep_start, keep_end = centre_crop(regions)
+    with np.load(pair / "selection.npz") as z:
+        rows, predicted = z["rows"], z["predicted"]
+    k = int(np.ceil(0.25 * len(regions)))
+    assert np.array_equal(
+        rows, np.sort(np.argsort(-predicted.astype(np.float64), kind="stable")[:k])
+    )
+    for method in config["methods"]:
+        d = pair / method
+        assert not list((d / "shards").glob("*.npz")), "a shard remains after the run"
+        assert not (d / "relevance.npy").exists()  # relevance is hypothetical * ohe, stored once
+        store = open_store(d / "relevance.npz")
+        assert np.array_equal(store.index, rows) and len(store.hypothetical) == len(rows)
+        assert np.load(d / "hypothetical.npy", mmap_mode="r").shape == (len(rows), 4, 500)
+        rel, hyp = store.relevance[:], store.hypothetical[:]
+        with pyBigWig.open(str(d / "relevance.bw")) as bw:
+            hyp_bw = {b: pyBigWig.open(str(d / f"hypothetical_{b}.bw")) for b in "ACGT"}
+            for i, r in enumerate(rows.tolist()):  # nearest-centre rule on every stored window
+                chrom, start = regions["chrom"].iloc[r], int(regions["start"].iloc[r])
+                ks, ke = int(keep_start[r]), int(keep_end[r])
+                got = np.asarray(bw.values(chrom, ks, ke, numpy=True))
+                np.testing.assert_array_equal(got, rel[i].sum(0)[ks - start : ke - start])
+                for c, b in enumerate("ACGT"):
+                    got = np.asarray(hyp_bw[b].values(chrom, ks, ke, numpy=True))
+                    np.testing.assert_array_equal(got, hyp[i, c, ks - start : ke - start])
+            covered = sum(
+                np.isfinite(np.asarray(bw.values(c, 0, n, numpy=True))).sum()
+                for c, n in bw.chroms().items()
+                if c in set(regions["chrom"])
+            )
+            for h in hyp_bw.values():
+                h.close()
+        assert covered == int((keep_end - keep_start).sum())  # every tiled base once
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert metrics["scalars"]["n_windows"] == len(rows)
+
+
+# ------------------------------------------------------------- faithfulness: the random part computed once
+def _faithfulness_per_method(f, x, scores, n_steps, max_fraction, background, n_random, seed):
+    """The per-method computation as evaluate ran it before the shared baseline (the oracle)."""
+    from lrp.evaluation.metrics import _background, perturbation_curve
+
+    rng = np.random.default_rng(seed)
+    N, _, L = x.shape
+    fractions = np.linspace(0, max_fraction, n_steps + 1)
+    bg = _background(x, background, rng)
+    curve = perturbation_curve(f, x, np.argsort(-scores, axis=1, kind="stable"), fractions, bg)
+    drop = curve[:, :1] - curve
+    rnd = []
+    for _ in range(n_random):
+        c = perturbation_curve(f, x, np.argsort(rng.random((N, L)), axis=1), fractions, bg)
+        rnd.append(c[:, :1] - c)
+    rnd = np.mean(rnd, axis=0)
+    return drop[:, 1:].mean(), rnd[:, 1:].mean(), drop.mean(0), rnd.mean(0)
+
+
+@pytest.mark.parametrize("background", ["uniform", "shuffle"])
+def test_shared_random_curves_give_the_per_method_numbers(background, tmp_path):
+    from lrp.evaluation import metrics as M
+    from lrp.evaluation.evaluate import read_faith_baseline, write_faith_baseline
+
+    rng = np.random.default_rng(3)
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (12, 60))].transpose(0, 2, 1)
+    w = rng.normal(size=(4, 60)).astype(np.float32)
+    calls = []
+
+    def f(xb):
+        calls.append(len(xb))
+        return np.tanh((xb * w).sum((1, 2)) / 4)
+
+    kw = {"n_steps": 6, "max_fraction": 0.3, "background": background, "n_random": 3, "seed": 5}
+    base = M.faithfulness_baseline(f, x, **kw)
+    write_faith_baseline(tmp_path / "b.npz", np.arange(12), base)
+    base = read_faith_baseline(tmp_path / "b.npz")
+    for method in range(3):  # three methods, one baseline
+        scores = rng.normal(size=(12, 60))
+        want = _faithfulness_per_method(f, x, scores, **kw)
+        calls.clear()
+        shared = M.faithfulness_from_baseline(f, x, scores, base)
+        assert len(calls) == kw["n_steps"]  # only the relevance-ordered curve runs per method
+        whole = M.faithfulness(f, x, scores, **kw)
+        for got in (shared, whole):
+            assert got["aopc_relevance"] == want[0] and got["aopc_random"] == want[1]
+            assert got["curve_relevance"] == want[2].tolist()
+            assert got["curve_random"] == want[3].tolist()

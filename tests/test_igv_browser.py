@@ -202,9 +202,11 @@ def report(tmp_path_factory):
 
 def _view_data(text):
     m = re.search(
-        r'<script type="application/json" id="plrp-igv-data">(.*?)</script>', text, re.DOTALL
+        r'<script type="application/gzip\+base64" id="plrp-igv-data">(.*?)</script>',
+        text,
+        re.DOTALL,
     )
-    return json.loads(m.group(1))
+    return json.loads(gzip.decompress(base64.b64decode(m.group(1))))
 
 
 def test_report_embeds_the_view(report):
@@ -339,6 +341,104 @@ def test_igv_view_in_chromium(report):
             f"g.start + g.width * g.bpPerPixel > {e0})(plrpIgv.geometry('lrp'))"
         )
         chrome.wait_for("plrpIgv.idle()")
+        problems = chrome.problems()
+    finally:
+        chrome.close()
+    assert problems == [], problems
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """The whole report of the small run: comparison (real call accuracy of each method's calls against
+    the known sites, through ``plrp evaluate --compare``), summary, plots and the igv.js view."""
+    from lrp.evaluation.metrics import call_accuracy
+    from lrp.genomics.regions import read_bed
+    from lrp.report.igv import read_features
+
+    run = make_run(tmp_path_factory.mktemp("full"))
+    root = run["fasta"].parent
+    sites = read_features(run["known"], run["sizes"])
+    regions = read_bed(run["regions"], run["sizes"])
+    calls = {"lrp": run["bb"]["lrp"], "plrp": root / "plrp/calls.bed"}
+    metrics = []
+    for m, path in calls.items():
+        acc = call_accuracy(read_features(path, run["sizes"]), sites, regions)
+        doc = {"method": m, "family": m, "p_pos": 0.0, "scalars": acc["overall"]}
+        doc["per_tf"] = acc["per_tf"]
+        metrics.append(root / f"{m}.metrics.json")
+        metrics[-1].write_text(json.dumps(doc))
+    comparison = root / "comparison"
+    args = ["evaluate", "--compare", *map(str, metrics), "--plots-dir", str(comparison)]
+    args += ["--out-json", str(comparison / "c.json"), "--out-tsv", str(comparison / "c.tsv")]
+    assert main(args) == 0
+    out = root / "report" / "report.html"
+    args = ["report", "--out", str(out), "--comparison", str(comparison / "c.tsv")]
+    args += ["--comparison-json", str(comparison / "c.json"), "--igv-fasta", str(run["fasta"])]
+    args += ["--plots", *(str(p) for p in sorted(comparison.glob("*.png")))]
+    args += ["--igv-bigwigs", *map(str, run["bw"].values())]
+    args += ["--igv-calls", *(f"{m}={p}" for m, p in calls.items())]
+    args += ["--igv-known-sites", str(run["known"]), "--igv-regions", str(run["regions"])]
+    assert main(args) == 0
+    return out, json.loads((comparison / "c.json").read_text())
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="Debian's chromium is not installed")
+def test_report_summary_first_and_no_sideways_scroll(full_report):
+    out, doc = full_report
+    chrome = Chrome(chromium_binary())
+    try:
+        width, height = 1280, 900
+        chrome.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
+        chrome.send("Page.navigate", {"url": out.as_uri()}, session=True)
+        chrome.wait_for("window.plrpIgv !== undefined && window.plrpIgv.ready !== undefined")
+        assert chrome.js("plrpIgv.ready.then(() => true)", await_promise=True)
+        chrome.wait_for("plrpIgv.idle()")
+        chrome.js("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        img = chrome.screenshot()
+        if os.environ.get("PLRP_SCREENSHOT"):
+            from PIL import Image
+
+            Image.fromarray(img).save(os.environ["PLRP_SCREENSHOT"])
+        box = chrome.js(
+            "(() => { const r = e => { const b = document.querySelector(e).getBoundingClientRect();"
+            " return {left: b.left, top: b.top, bottom: b.bottom, right: b.right}; };"
+            " return {summary: r('#summary'), verdict: r('#verdict'), known: r('#known-tfs'),"
+            " toc: r('#toc'), scroll: document.documentElement.scrollWidth,"
+            " client: document.documentElement.clientWidth}; })()"
+        )
+        # No sideways scroll of the page at 1280 px; the summary and its TF table in the first screen.
+        assert box["scroll"] <= box["client"] == width
+        assert box["known"]["bottom"] <= height and box["summary"]["top"] < height / 4
+        # The screenshot shows the verdict box there: its blue left border (#1a5fb4) down its height.
+        v = box["verdict"]
+        x, y0, y1 = round(v["left"]) + 1, round(v["top"]) + 2, round(v["bottom"]) - 2
+        border = np.abs(img[y0:y1, x].astype(int) - [0x1A, 0x5F, 0xB4]).max(axis=1) <= 12
+        assert y1 - y0 > 20 and border.mean() > 0.95
+        # The recovered TFs in the page are those of comparison.json.
+        got = chrome.js(
+            "Object.fromEntries([...document.querySelectorAll('#known-tfs tr[data-tf]')]"
+            ".map(r => [r.dataset.tf, r.dataset.recoveredBy]))"
+        )
+        expect = {}
+        for method in doc["methods"]:
+            for tf, m in doc["per_tf"][method].items():
+                if m["n_sites"]:
+                    expect.setdefault(tf, set())
+                    if m["n_correct"]:
+                        expect[tf].add(method)
+        assert {k: set(filter(None, v.split(","))) for k, v in got.items()} == expect
+        assert any(expect.values())
+        # The sticky table of contents stays at the top after a scroll to the browser.
+        chrome.js("document.getElementById('plrp-igv').scrollIntoView()")
+        time.sleep(0.3)
+        assert abs(chrome.js("document.getElementById('toc').getBoundingClientRect().top")) < 1
+        names = chrome.js("plrpIgv.browser.trackViews.map(v => v.track.name)")
+        assert {"lrp", "plrp", "lrp calls", "plrp calls", "known sites"} <= set(names)
         problems = chrome.problems()
     finally:
         chrome.close()

@@ -317,10 +317,11 @@ def method_faithfulness(f, store, scores, faith_kwargs):
         fa = M.faithfulness(f, x, scores[rows], **kw)
         f0 = f(x[:64])
     else:
-        if not np.array_equal(baseline["rows"], np.asarray(store.index)[rows]):
+        differ = [k for k in ("n_steps", "max_fraction", "background", "seed") if kw[k] != baseline[k]]
+        if differ or not np.array_equal(baseline["rows"], np.asarray(store.index)[rows]):
             raise PlrpError(
-                f"{store.path}: the faithfulness baseline was computed on other windows."
-                " Fix: rerun the faithfulness baseline with the same regions and max windows"
+                f"{store.path}: the faithfulness baseline was computed on other windows or with other"
+                f" {differ or 'rows'}. Fix: rerun the faithfulness baseline with the same options"
             )
         fa = M.faithfulness_from_baseline(f, x, scores[rows], baseline)
         f0 = baseline["f0"][:64]

@@ -13,6 +13,10 @@ A test is ``worse`` when its interval lies below random (AUPRC: below the random
 when it includes random (AUPRC: below 1.5 times the random share), ``better`` otherwise. A method that is
 not ``better`` on some test is flagged with the likely cause and the fix (:func:`advice`): an explanation
 that ranks positions no better than chance is as useless as one that ranks them worse.
+
+:func:`selfcheck` runs both tests on arrays (the benchmark); :func:`check_store` runs them on a
+method's gathered relevance as ``plrp evaluate`` does, and :func:`fields` gives its columns of
+``metrics.tsv`` and ``comparison.tsv/json``.
 """
 
 import numpy as np

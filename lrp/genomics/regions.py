@@ -84,14 +84,6 @@ def read_bed(path, chrom_sizes, what="regions", require_name=False):
                     if not rows and _header_like(fields)
                     else "use 0-based integer coordinates in columns 2 and 3",
                 )
-            if require_name and (len(fields) < 4 or not fields[3].strip() or fields[3] == "."):
-                raise input_error(
-                    path,
-                    where,
-                    f"no name in column 4: {what} need the TF name of each site",
-                    "write BED6 (chrom, start, end, TF name, score, strand), e.g. "
-                    f"'{chrom}\\t{fields[1]}\\t{fields[2]}\\tCTCF\\t0\\t+'",
-                )
             if start < 0 or end < 0:
                 raise input_error(
                     path, where, "negative coordinate", "use 0-based coordinates >= 0"
@@ -128,6 +120,14 @@ def read_bed(path, chrom_sizes, what="regions", require_name=False):
             if strand not in ("+", "-", "."):
                 raise input_error(
                     path, where, f"strand {strand!r} is not +, - or .", "use +, - or ."
+                )
+            if require_name and (len(fields) < 4 or not fields[3].strip() or fields[3] == "."):
+                raise input_error(
+                    path,
+                    where,
+                    f"no name in column 4: {what} need the TF name of each site",
+                    "write BED6 (chrom, start, end, TF name, score, strand), e.g. "
+                    f"'{chrom}\\t{fields[1]}\\t{fields[2]}\\tCTCF\\t0\\t+'",
                 )
             rows.append([chrom, start, end, name, score, strand] + fields[6:])
     if not rows:

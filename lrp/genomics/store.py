@@ -376,10 +376,11 @@ def gather(shards, n, out_dir, regions="regions", keep=None, dtype="float32", ar
         for path in shards:
             with np.load(path) as shard:
                 idx = np.asarray(shard["index"], dtype=np.int64).reshape(-1)
-                shape = shard["hypothetical"].shape
+                key = "relevance" if "relevance" in shard.files else "hypothetical"
+                shape = shard[key].shape if key in shard.files else ()
                 if len(shape) != 3 or shape[1] != 4 or (length is not None and shape[2] != length):
                     raise PlrpError(
-                        f"{path}: hypothetical of shape {shape}, expected (n, 4, "
+                        f"{path}: {key} of shape {shape}, expected (n, 4, "
                         f"{length or 'L'}). Fix: rerun the attribution of every shard with one model"
                     )
                 if not files:
@@ -419,9 +420,7 @@ def gather(shards, n, out_dir, regions="regions", keep=None, dtype="float32", ar
             _copy_member(zf, "target.npy", files["target"].handle)
             _copy_member(zf, "layer_gini.npy", files["layer_gini"].handle)
             _npy_member(zf, "layer_names.npy", names)
-    log.info(
-        "gathered %d shards, %d of %d regions (%s) -> %s", len(shards), n_kept, n, dtype, out
-    )
+    log.info("gathered %d shards, %d of %d regions (%s) -> %s", len(shards), n_kept, n, dtype, out)
 
 
 # --------------------------------------------------------------------------------------------- reading

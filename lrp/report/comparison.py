@@ -13,6 +13,14 @@ from lrp.report.figures import save_figure
 PLOTS = ("metrics_vs_p", "pr_curves", "layer_sparsity", "faithfulness")
 
 
+def _layer_value(doc, name):
+    """Mean Gini of layer ``name`` in a method's metrics (NaN when the method lacks the layer or the Gini
+    is undefined: relevance zero in every window)."""
+    lg = doc["layer_gini"]
+    v = lg["mean"][lg["names"].index(name)] if name in lg["names"] else None
+    return np.nan if v is None else float(v)
+
+
 def plot_comparison(docs, table, plots_dir):
     """Write the comparison plots (PNG and SVG) into ``plots_dir``; returns their stems."""
     import matplotlib
@@ -68,18 +76,17 @@ def plot_comparison(docs, table, plots_dir):
     save_figure(fig, plots_dir, "pr_curves", dpi=120)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for d in docs:
-        lg = d.get("layer_gini")
-        if lg:
-            ax.plot(
-                range(len(lg["mean"])),
-                [np.nan if v is None else v for v in lg["mean"]],
-                "o-",
-                label=d["method"],
-            )
-            ax.set_xticks(range(len(lg["names"])), lg["names"], rotation=45, ha="right", fontsize=7)
+    layered = [d for d in docs if (d.get("layer_gini") or {}).get("names")]
+    names = list(dict.fromkeys(n for d in layered for n in d["layer_gini"]["names"]))
+    zero = [n for n in names if all(not _layer_value(d, n) > 0 for d in layered)]
+    shown = [n for n in names if n not in zero]
+    for d in layered:
+        ax.plot(range(len(shown)), [_layer_value(d, n) for n in shown], "o-", label=d["method"])
+    ax.set_xticks(range(len(shown)), shown, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("mean Gini of relevance")
-    ax.set_title("per-layer sparsity")
+    ax.set_title("per-layer sparsity" if layered else "per-layer sparsity: no layered method")
+    if zero:  # relevance all zero there (e.g. a residual branch whose ReLU never opens): no Gini
+        ax.set_xlabel(f"left out, relevance zero for every method: {', '.join(zero)}", fontsize=8)
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7)

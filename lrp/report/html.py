@@ -4,12 +4,16 @@ CLI::
 
     plrp report --comparison comparison.tsv [--comparison-json comparison.json] \\
         [--plots plots/*.png ...] [--logos NAME=logos/motifs.png ...] \\
-        [--motif-table NAME=motif_matches.tsv ...] [--tracks tracks/*.bw calls.bb ...] \\
+        [--motif-table NAME=motif_matches.tsv ...] [--motifs NAME=motifs.npz ...] [--motif-db db.meme] \\
+        [--timings NAME=benchmarks/attribute/ ...] [--figures-dir DIR] [--tracks tracks/*.bw calls.bb ...] \\
         [--igv-fasta genome.fa --igv-bigwigs [NAME=]BW ... --igv-calls [NAME=]BB ... \\
          --igv-known-sites sites.bed --igv-regions regions.bed] --out report.html [--title TEXT]
 
 With ``--igv-fasta`` the report holds a genome browser (igv.js, vendored, data embedded: see ``lrp.report.igv``).
-PNG images are inlined as base64 ``data:`` URIs, SVG images as inline ``<svg>``. Track links are relative
+The sections (summary first, then the TF x method matrix, plots, browser, motifs and logos, tables) are
+rendered by :mod:`lrp.report.sections` from the facts of :mod:`lrp.report.summary`. PNG images are inlined
+as base64 ``data:`` URIs at screen resolution (palette PNG at most ``MAX_IMAGE_WIDTH`` px wide), each once;
+SVG images as inline ``<svg>``; learned motifs as inline SVG logos (:mod:`lrp.report.svglogo`). Track links are relative
 to the report's folder and written only for files that exist (missing ones are listed as not produced).
 """
 
@@ -59,7 +63,7 @@ details { margin: .4em 0; } summary { cursor: pointer; color: #1a5fb4; }
 .chip { display: inline-block; border-radius: 3px; padding: 0 .35em; margin: 1px 2px; font-size: .9em;
   white-space: nowrap; background: #e3f1e6; border: 1px solid #b5d8bd; }
 .chip.unnamed { background: #f2f2f2; border-color: #ddd; color: #555; }
-table.summary td { text-align: left; } table.summary svg.logo { display: block; }
+table.summary td, table.summary th, table.motifs td, table.motifs th { text-align: left; } table.summary svg.logo { display: block; }
 td.f1 { min-width: 6.5em; } td.f1 small { display: block; color: #333; font-size: .85em; }
 td.none { color: #aaa; }
 """
@@ -130,7 +134,9 @@ def inline_image(path, max_width=MAX_IMAGE_WIDTH):
         try:
             data = screen_png(data, max_width)
         except OSError as err:
-            raise input_error(path, None, f"not a readable PNG ({err})", "redraw the image") from err
+            raise input_error(
+                path, None, f"not a readable PNG ({err})", "redraw the image"
+            ) from err
     b64 = base64.b64encode(data).decode("ascii")
     return f'<img alt="{html.escape(path.stem)}" src="data:{mime};base64,{b64}">'
 

@@ -8,7 +8,6 @@ files the workflow gives ``snakemake --report``), each method's learned motifs a
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 
 from lrp.core.atomic import atomic_path
 from lrp.report import summary as S
-from lrp.report.html import figure_html, table_html
+from lrp.report.html import figure_html, screen_png, table_html
 from lrp.report.svglogo import glyph_defs, logo_symbol, use_logo
 
 CAPTIONS = Path(__file__).parent / "data" / "captions"
@@ -66,9 +65,7 @@ class Page:
         self, comparison, comparison_json, motifs, motif_tables, motif_db=None, timings=()
     ):
         self.table = (
-            pd.read_csv(comparison, sep="\t")
-            if comparison and Path(comparison).is_file()
-            else None
+            pd.read_csv(comparison, sep="\t") if comparison and Path(comparison).is_file() else None
         )
         self.doc = (
             json.loads(Path(comparison_json).read_text())
@@ -87,9 +84,7 @@ class Page:
         self.timings = S.read_timings(timings)
         from lrp.report.logos import read_motif_table
 
-        self.motif_tables = {
-            m: read_motif_table(p) for m, p in motif_tables if p.is_file()
-        }
+        self.motif_tables = {m: read_motif_table(p) for m, p in motif_tables if p.is_file()}
         self.missing_tables = [m for m, p in motif_tables if not p.is_file()]
         from lrp.motifs.learned import read_npz
 
@@ -121,7 +116,9 @@ class Page:
         cwm = np.asarray(m["cwm"], dtype=np.float64)
         a, b = trim_bounds(cwm)
         cwm = cwm[:, a:b]
-        top = max(float(np.clip(cwm, 0, None).sum(0).max()), float(np.clip(-cwm, 0, None).sum(0).max()))
+        top = max(
+            float(np.clip(cwm, 0, None).sum(0).max()), float(np.clip(-cwm, 0, None).sum(0).max())
+        )
         return self._logo(f"{method}-{motif_id}", cwm, top, f"{method} {motif_id}: CWM")
 
     def match_logo(self, row):
@@ -168,7 +165,9 @@ class Page:
             parts.append(self._found_sentence())
             parts.append(self._known_table())
         else:
-            parts.append('<p class="note">No known sites in the explained regions: no TF to recover.</p>')
+            parts.append(
+                '<p class="note">No known sites in the explained regions: no TF to recover.</p>'
+            )
         parts.append("</section>")
         return "".join(parts)
 
@@ -266,7 +265,9 @@ class Page:
                 learned += f'<small class="note">{html.escape(method)} {html.escape(str(row["motif"]))}</small>'
                 match = self.match_logo(row)
                 if match:
-                    match += f'<small class="note">{html.escape(str(row.get("match_id", "")))}</small>'
+                    match += (
+                        f'<small class="note">{html.escape(str(row.get("match_id", "")))}</small>'
+                    )
             rows.append(
                 f'<tr data-tf="{html.escape(r.tf)}" data-recovered-by="{html.escape(",".join(r.recovered_by))}">'
                 f"<td><b>{html.escape(r.tf)}</b><br><small>{r.n_sites} sites</small></td>"
@@ -285,9 +286,11 @@ class Page:
             return ""
         parts = [
             '<section id="matrix"><h2>Recovery per TF and method</h2>',
-            '<p class="note">Cells: F1 of the calls named after the TF (colour: 0 white to 1 green), '
-            "with recall R (sites hit) and precision P (calls on a site of that TF). "
-            "<i>hit</i>: sites hit by unlabelled calls only.</p>",
+            (
+                '<p class="note">Cells: F1 of the calls named after the TF (colour: 0 white to 1 green), '
+                "with recall R (sites hit) and precision P (calls on a site of that TF). "
+                "<i>hit</i>: sites hit by unlabelled calls only.</p>"
+            ),
         ]
         found = self.known[self.known["recovered_by"].map(len) > 0]["tf"].tolist()
         lost = self.known[self.known["recovered_by"].map(len) == 0]["tf"].tolist()
@@ -330,7 +333,9 @@ class Page:
                         f"<small>R {_fmt(x.recall)} P {_fmt(x.precision)}</small></td>"
                     )
                 elif x.status == "unnamed":
-                    cells.append(f'<td class="f1 none"><i>hit</i><small>R {_fmt(x.recall)}</small></td>')
+                    cells.append(
+                        f'<td class="f1 none"><i>hit</i><small>R {_fmt(x.recall)}</small></td>'
+                    )
                 else:
                     cells.append('<td class="f1 none">0</td>')
             n = int(g.xs(tf, level="tf")["n_sites"].max())
@@ -344,23 +349,26 @@ class Page:
 
     def plots(self, plots, seen, figures_dir=None):
         """The comparison plots, each with its caption; a plot with nothing to draw is named, not shown.
-        ``figures_dir``: also copy each image shown there."""
+        ``figures_dir``: also write every plot there at the page's resolution (:func:`screen_png`)."""
         if not plots:
             return ""
         parts = ['<section id="plots"><h2>Comparison plots</h2>']
         order = {s: i for i, s in enumerate(PLOT_TITLES)}
         for name, path in sorted(plots, key=lambda np_: order.get(np_[0], len(order))):
+            if figures_dir is not None and path.is_file():  # every plot, as the page would show it
+                Path(figures_dir).mkdir(parents=True, exist_ok=True)
+                with atomic_path(Path(figures_dir) / path.name) as tmp:
+                    data = path.read_bytes()
+                    tmp.write_bytes(screen_png(data) if path.suffix.lower() == ".png" else data)
             why = self._empty_plot(name)
             title = PLOT_TITLES.get(name, name)
             if why:
-                parts.append(f'<p class="note" id="plot-{html.escape(name)}-left-out"><b>{html.escape(title)}</b>: '
-                             f"left out, {html.escape(why)}.</p>")
+                parts.append(
+                    f'<p class="note" id="plot-{html.escape(name)}-left-out">'
+                    f"<b>{html.escape(title)}</b>: left out, {html.escape(why)}.</p>"
+                )
                 continue
             parts.append(figure_html(title, path, caption(name), seen))
-            if figures_dir is not None and path.is_file():
-                Path(figures_dir).mkdir(parents=True, exist_ok=True)
-                with atomic_path(Path(figures_dir) / path.name) as tmp:
-                    shutil.copyfile(path, tmp)
         parts.append("</section>")
         return "".join(parts)
 
@@ -372,7 +380,9 @@ class Page:
         if name == "faithfulness" and not (
             "aopc_gain" in t and pd.to_numeric(t["aopc_gain"], errors="coerce").notna().any()
         ):
-            return "no method was scored for faithfulness (the comparison was run without the model)"
+            return (
+                "no method was scored for faithfulness (the comparison was run without the model)"
+            )
         if name == "pr_curves" and not (
             "auprc" in t and pd.to_numeric(t["auprc"], errors="coerce").notna().any()
         ):
@@ -390,10 +400,12 @@ class Page:
             return ""
         parts = [
             '<section id="motifs"><h2>Learned motifs and logos per method</h2>',
-            '<p class="note">Each method\'s learned motifs (contribution weight matrices) beside their best '
-            "database match, and relevance logos of its strongest calls. Open a method to see them.</p>",
+            (
+                '<p class="note">Each method\'s learned motifs (contribution weight matrices) beside their best '
+                "database match, and relevance logos of its strongest calls. Open a method to see them.</p>"
+            ),
         ]
-        for i, m in enumerate(methods):
+        for m in methods:
             body = [self._motif_table(m)]
             for figure, path in by_method.get(m, []):
                 if figure == "motifs" and m in self.motifs:
@@ -402,7 +414,7 @@ class Page:
                 body.append(figure_html(title, path, caption(figure), seen))
             n = len(self.motif_tables.get(m, []))
             parts.append(
-                f"<details{' open' if i == 0 else ''}><summary>{html.escape(m)}: {n} learned motifs"
+                f"<details><summary>{html.escape(m)}: {n} learned motifs"
                 f"</summary>{''.join(body)}</details>"
             )
         parts.append("</section>")

@@ -133,7 +133,9 @@ def selfcheck(table):
         rows.append(
             {
                 "method": r["method"],
-                "message": "" if pd.isna(r.get("selfcheck_message")) else str(r.get("selfcheck_message")),
+                "message": ""
+                if pd.isna(r.get("selfcheck_message"))
+                else str(r.get("selfcheck_message")),
                 "deletion_gain": _num(r.get("selfcheck_deletion_gain")),
                 "auprc_ratio": _num(r.get("selfcheck_auprc_ratio")),
             }

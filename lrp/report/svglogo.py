@@ -61,7 +61,8 @@ def logo_symbol(symbol_id, matrix, height=1.0, column=10, px_height=36):
     symbol_id : str
         The symbol's document-wide id (:func:`use_logo` refers to it).
     matrix : array_like, shape (4, w)
-        ACGT rows; positive values stack up from the baseline, negative ones down (largest outermost).
+        ACGT rows; positive values stack up from the baseline, negative ones down (largest outermost); the
+        baseline moves to the middle when some column's negative total exceeds a tenth of ``height``.
     height : float
         The value drawn at full height (``2`` for information content in bits; the largest column
         total for relevance).
@@ -76,7 +77,8 @@ def logo_symbol(symbol_id, matrix, height=1.0, column=10, px_height=36):
     """
     m = np.nan_to_num(np.asarray(matrix, dtype=np.float64))
     w = m.shape[1]
-    signed = bool((m < 0).any())
+    neg = float(np.clip(-m, 0, None).sum(0).max()) if w else 0.0
+    signed = neg > 0.1 * height  # a baseline in the middle only for real negative values
     base = px_height / 2 if signed else px_height
     unit = (px_height / 2 if signed else px_height) / (height if height > 0 else 1.0)
     parts = []
@@ -95,11 +97,15 @@ def logo_symbol(symbol_id, matrix, height=1.0, column=10, px_height=36):
                     f' {top:.2f}) scale({column - 1} {h:.2f})"/>'
                 )
                 y = y - h if sign > 0 else y + h
-    line = f'<line x1="0" x2="{w * column}" y1="{base}" y2="{base}" stroke="#999" stroke-width="0.5"/>'
+    line = (
+        f'<line x1="0" x2="{w * column}" y1="{base}" y2="{base}" stroke="#999" stroke-width="0.5"/>'
+    )
     return (
-        f'<svg width="0" height="0" style="position:absolute" aria-hidden="true">'
-        f'<symbol id="{html.escape(symbol_id)}" viewBox="0 0 {w * column} {px_height}">'
-        f"{''.join(parts)}{line}</symbol></svg>",
+        (
+            f'<svg width="0" height="0" style="position:absolute" aria-hidden="true">'
+            f'<symbol id="{html.escape(symbol_id)}" viewBox="0 0 {w * column} {px_height}">'
+            f"{''.join(parts)}{line}</symbol></svg>"
+        ),
         w * column,
         px_height,
     )

@@ -27,6 +27,8 @@ COMMANDS = {
     "explain": "explain one locus (a region, a BED or a FASTA of sequences): arrays, bedGraph, logos",
     "gather": "gather the shards of one method into one array file",
     "bigwig": "write the projected relevance of one method as a bigWig",
+    "select-windows": "choose the windows genome-wide mode keeps arrays of (peaks or predicted bound)",
+    "faithfulness-baseline": "the random-order deletion curves shared by every method's evaluate",
     "call-motifs": "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
     "motifs": "aggregate seqlets into motifs, write MEME and their database matches",
     "logos": "draw motif, site and example-window logos",

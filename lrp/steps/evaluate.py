@@ -79,6 +79,10 @@ def arguments(parser):
         help="faithfulness on at most this many windows (an evenly spaced subset)",
     )
     parser.add_argument(
+        "--faith-baseline",
+        help="faithfulness_baseline.npz (plrp faithfulness-baseline): the random-order curves, shared",
+    )
+    parser.add_argument(
         "--selfcheck-windows",
         type=int,
         default=default(selfcheck.check_store, "max_windows"),
@@ -151,6 +155,10 @@ def main(args):
             "seed": args.seed,
             "max_windows": args.faith_max_windows,
         }
+        if args.faith_baseline:
+            from lrp.evaluation.evaluate import read_faith_baseline
+
+            faith["baseline"] = read_faith_baseline(args.faith_baseline)
     result = evaluate_method(
         store,
         regions,

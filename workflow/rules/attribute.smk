@@ -1,4 +1,5 @@
-# Attribution: one job per shard of the region table and method, then the shards gathered in region order.
+# Attribution: one job per shard of the region table and method, then the shards gathered in region order
+# (genome mode: only the windows select_windows chose; the shards are temp(), deleted once tracks and store exist).
 
 
 rule attribute:
@@ -8,7 +9,7 @@ rule attribute:
         model=model_files,
         checked="results/{genome}/{model}/check.json",
     output:
-        "results/{genome}/{model}/{method}/shards/{shard}.npz",
+        shard_output("results/{genome}/{model}/{method}/shards/{shard}.npz"),
     log:
         "logs/{genome}/{model}/{method}/attribute/{shard}.log",
     benchmark:
@@ -34,15 +35,35 @@ rule attribute:
         " --seed {params.seed} --out {output} --log {log} 2>>{log}"
 
 
+rule select_windows:
+    input:
+        unpack(select_inputs),
+    output:
+        SELECTION,
+    log:
+        "logs/{genome}/{model}/select_windows.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/select_windows.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        options=select_flags,
+    shell:
+        "plrp select-windows --fasta {input.fasta} --regions {input.regions} {params.options}"
+        " --out {output} --log {log} 2>>{log}"
+
+
 rule gather:
     input:
         shards=shard_files,
         regions="results/{genome}/{model}/regions.bed",
+        selection=selection_input,
     output:
-        npz="results/{genome}/{model}/{method}/relevance.npz",
-        relevance="results/{genome}/{model}/{method}/relevance.npy",
-        hypothetical="results/{genome}/{model}/{method}/hypothetical.npy",
-        ohe="results/{genome}/{model}/{method}/ohe.npy",
+        **GATHER_OUTPUTS,
     log:
         "logs/{genome}/{model}/{method}/gather.log",
     benchmark:
@@ -55,6 +76,7 @@ rule gather:
         runtime=30,
     params:
         out_dir=subpath(output.npz, parent=True),
+        options=gather_flags,
     shell:
-        "plrp gather --shards {input.shards} --regions {input.regions}"
+        "plrp gather --shards {input.shards} --regions {input.regions} {params.options}"
         " --out-dir {params.out_dir} --log {log} 2>>{log}"

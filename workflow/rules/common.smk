@@ -299,3 +299,112 @@ def hub_genome_flags(wildcards):
     if assembly:
         return f"--assembly {q(assembly)}"
     return f"--genome-name {q(wildcards.genome)} --label {q(f'plrp {wildcards.model} on {wildcards.genome}')}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output mode (config output): windows keeps every window's arrays; genome keeps the selected windows'
+# ---------------------------------------------------------------------------------------------------------
+
+METHOD_DIR = "results/{genome}/{model}/{method}"
+STORE_ARRAYS = ("hypothetical", "ohe") if GENOME_WIDE else ("relevance", "hypothetical", "ohe")
+GATHER_OUTPUTS = {"npz": f"{METHOD_DIR}/relevance.npz"} | {
+    key: f"{METHOD_DIR}/{key}.npy" for key in STORE_ARRAYS
+}
+HYPOTHETICAL_TRACKS = GENOME_WIDE and OUTPUT["hypothetical_track"]
+BIGWIG_OUTPUTS = {"bw": f"{METHOD_DIR}/relevance.bw"} | (
+    {f"hyp_{b}": f"{METHOD_DIR}/hypothetical_{b}.bw" for b in "ACGT"}
+    if HYPOTHETICAL_TRACKS
+    else {}
+)
+GATHER_FLAGS = f"--dtype {OUTPUT['dtype']} --arrays {' '.join(STORE_ARRAYS)}"
+SELECTION = "results/{genome}/{model}/selection.npz"
+
+
+def shard_output(pattern):
+    """The shard files: temporary in genome mode (the tracks and the store are made from them)."""
+    return temp(pattern) if GENOME_WIDE else pattern
+
+
+def selection_input(wildcards):
+    """Genome mode: the windows select_windows chose; windows mode: nothing."""
+    return [SELECTION.format(**wildcards)] if GENOME_WIDE else []
+
+
+def gather_flags(wildcards):
+    if not GENOME_WIDE:
+        return GATHER_FLAGS
+    return f"{GATHER_FLAGS} --selection {q(SELECTION.format(**wildcards))}"
+
+
+def bigwig_source(wildcards):
+    """The store (windows mode) or, genome mode, the shards themselves: tracks stream from them."""
+    return shard_files(wildcards) if GENOME_WIDE else f"{METHOD_DIR}/relevance.npz".format(**wildcards)
+
+
+BIGWIG_SOURCE = "--shards {input.source}" if GENOME_WIDE else "--relevance {input.source}"
+
+
+def bigwig_flags(wildcards):
+    """Genome mode with ``hypothetical_track``: the prefix of the per-base hypothetical bigWigs."""
+    if not HYPOTHETICAL_TRACKS:
+        return ""
+    prefix = f"{METHOD_DIR}/hypothetical_".format(**wildcards)
+    return f"--hypothetical-prefix {q(prefix)}"
+
+
+def select_inputs(wildcards):
+    inputs = {
+        "fasta": genome_fasta(wildcards),
+        "regions": "results/{genome}/{model}/regions.bed",
+    }
+    if "peaks" in SELECT:
+        inputs["peaks"] = SELECT["peaks"]
+    else:
+        inputs["model"] = model_files(wildcards)
+    return inputs
+
+
+def select_flags(wildcards):
+    if "peaks" in SELECT:
+        return f"--peaks {q(SELECT['peaks'])}"
+    flags = [model_flags(wildcards, length=False)]
+    for key in ("top_fraction", "min_target"):
+        if key in SELECT:
+            flags.append(f"--{key.replace('_', '-')} {q(SELECT[key])}")
+    return " ".join(flags)
+
+
+FAITH_FLAGS = " ".join(
+    f"--{k.replace('_', '-')} {q(v)}"
+    for k, v in config["evaluation"].items()
+    if k.startswith("faith_") and v is not None
+)
+
+
+def faith_baseline_inputs(wildcards):
+    """The shared random-order curves of the faithfulness metric (none when it is off)."""
+    if not config["evaluation"]["faithfulness"]:
+        return []
+    return "results/{genome}/{model}/faithfulness_baseline.npz".format(**wildcards)
+
+
+def faith_baseline_flag(wildcards):
+    if not config["evaluation"]["faithfulness"]:
+        return ""
+    return f"--faith-baseline {q(faith_baseline_inputs(wildcards))}"
+
+
+def baseline_inputs(wildcards):
+    inputs = {
+        "fasta": genome_fasta(wildcards),
+        "regions": "results/{genome}/{model}/regions.bed",
+        "model": model_files(wildcards),
+    }
+    if GENOME_WIDE:
+        inputs["selection"] = SELECTION
+    return inputs
+
+
+def baseline_flags(wildcards):
+    selection = f" --selection {q(SELECTION.format(**wildcards))}" if GENOME_WIDE else ""
+    return f"{model_flags(wildcards, length=False)} {FAITH_FLAGS}{selection}"

@@ -10,6 +10,7 @@ rule evaluate:
         sites=known_sites,
         sizes="results/{genome}/{model}/chrom.sizes",
         model=model_files,
+        baseline=faith_baseline_inputs,
     output:
         json="results/{genome}/{model}/{method}/metrics.json",
         tsv="results/{genome}/{model}/{method}/metrics.tsv",
@@ -29,12 +30,36 @@ rule evaluate:
         model=evaluate_model_flags,
         options=EVALUATION_FLAGS,
         seed=config["seed"],
+        baseline=faith_baseline_flag,
     shell:
         "plrp evaluate --relevance {input.relevance} --regions {input.regions}"
         " --calls {input.calls} {params.sites} --chrom-sizes {input.sizes}"
-        " {params.method} {params.model} {params.options}"
+        " {params.method} {params.model} {params.options} {params.baseline}"
         " --seed {params.seed} --out-json {output.json} --out-tsv {output.tsv}"
         " --log {log} 2>>{log}"
+
+
+rule faithfulness_baseline:
+    input:
+        unpack(baseline_inputs),
+    output:
+        "results/{genome}/{model}/faithfulness_baseline.npz",
+    log:
+        "logs/{genome}/{model}/faithfulness_baseline.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/faithfulness_baseline.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        options=baseline_flags,
+        seed=config["seed"],
+    shell:
+        "plrp faithfulness-baseline --fasta {input.fasta} --regions {input.regions}"
+        " {params.options} --seed {params.seed} --out {output} --log {log} 2>>{log}"
 
 
 rule compare:

@@ -10,6 +10,8 @@ rule report:
         ),
         logos=pair_runs("logos/motifs.png"),
         matches=pair_runs("motif_matches.tsv"),
+        motifs=pair_runs("motifs.npz"),
+        database=MOTIF_DB,
         tracks=pair_runs("relevance.bw"),
         calls=pair_runs("calls.bb"),
         hub="results/{genome}/{model}/hub/hub.txt",
@@ -17,13 +19,24 @@ rule report:
         regions="results/{genome}/{model}/regions.bed",
         sites=known_sites,
     output:
-        report(
+        **{
+            plot: report(
+                f"results/{{genome}}/{{model}}/report_figures/{plot}.png",
+                caption=f"../../lrp/report/data/captions/{plot}.rst",
+                category="Comparison plots",
+                subcategory="{genome} / {model}",
+                labels={"plot": plot},
+            )
+            for plot in COMPARISON_PLOTS
+        },
+        html=report(
             "results/{genome}/{model}/report.html",
             caption="../report/report.rst",
             category="Report",
             subcategory="{genome} / {model}",
             labels={"file": "report.html"},
         ),
+        # the comparison plots as the HTML shows them, each with the HTML's caption
     log:
         "logs/{genome}/{model}/report.log",
     benchmark:
@@ -37,6 +50,9 @@ rule report:
     params:
         logos=report_logos,
         matches=named("results/{genome}/{model}/{method}/motif_matches.tsv"),
+        motifs=named("results/{genome}/{model}/{method}/motifs.npz"),
+        timings=named("logs/benchmarks/{genome}/{model}/{method}/attribute"),
+        figures_dir=subpath(output.metrics_vs_p, parent=True),
         tracks=report_tracks,
         title=lambda w: q(f"plrp: {w.model} on {w.genome}"),
         igv_bigwigs=named("results/{genome}/{model}/{method}/relevance.bw"),
@@ -47,10 +63,11 @@ rule report:
     shell:
         "plrp report --comparison {input.comparison} --comparison-json {input.comparison_json}"
         " --plots {input.plots} --logos {params.logos} --motif-table {params.matches}"
-        " --tracks {params.tracks} --title {params.title}"
+        " --motifs {params.motifs} --motif-db {input.database} --timings {params.timings}"
+        " --figures-dir {params.figures_dir} --tracks {params.tracks} --title {params.title}"
         " --igv-fasta {input.fasta} --igv-regions {input.regions}"
         " --igv-bigwigs {params.igv_bigwigs} --igv-calls {params.igv_calls} {params.igv_sites}"
-        " --igv-genome-name {wildcards.genome} --out {output} --log {log} 2>>{log}"
+        " --igv-genome-name {wildcards.genome} --out {output.html} --log {log} 2>>{log}"
 
 
 rule hub:

@@ -1,13 +1,14 @@
-# Tracks: the projected relevance per base as a bigWig (overlapping windows: centre crop, see tracks.py).
+# Tracks: the projected relevance per base as a bigWig (overlapping windows: centre crop, see tracks.py); in
+# genome mode streamed straight from the shards, optionally with one bigWig of hypothetical scores per base.
 
 
 rule bigwig:
     input:
-        relevance="results/{genome}/{model}/{method}/relevance.npz",
+        source=bigwig_source,
         regions="results/{genome}/{model}/regions.bed",
         fasta=genome_fasta,
     output:
-        "results/{genome}/{model}/{method}/relevance.bw",
+        **BIGWIG_OUTPUTS,
     log:
         "logs/{genome}/{model}/{method}/bigwig.log",
     benchmark:
@@ -18,6 +19,10 @@ rule bigwig:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        hypothetical=bigwig_flags,
     shell:
-        "plrp bigwig --relevance {input.relevance} --regions {input.regions} --fasta {input.fasta}"
-        " --out {output} --log {log} 2>>{log}"
+        "plrp bigwig "
+        + BIGWIG_SOURCE
+        + " {params.hypothetical} --regions {input.regions}"
+        " --fasta {input.fasta} --out {output.bw} --log {log} 2>>{log}"
