@@ -128,11 +128,6 @@ def test_comparison(run):
         assert "<svg" in (out["compare"] / "plots" / f"{stem}.svg").read_text()
 
 
-def test_downsample_pr():
-    levels, prec = E.downsample_pr(np.array([1.0, 0.5, 0.6]), np.array([0.2, 0.5, 1.0]), n=3)
-    assert levels == [0.0, 0.5, 1.0] and prec == [1.0, 0.6, 0.6]
-
-
 def test_family_and_p_from_name():
     assert E.plot_family("plrp-lambda_p0.25") == "plrp-lambda"
     assert E._p_from_name("plrp-lambda_p0.25") == 0.25

@@ -198,9 +198,6 @@ def test_call_motifs_and_motifs_hold_bounded_memory(big):
     assert peak - base < HEADROOM_MB, (base, peak, store_mb)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the pooled per-position PR curve of evaluate still holds N * L scores"
-)
 def test_evaluate_holds_bounded_memory(big):
     (big / "sites.bed").write_text(
         "".join(f"chr1\t{r * L + 500}\t{r * L + 510}\tTESTTF\t0\t+\n" for r in range(0, N, 10))

@@ -68,17 +68,6 @@ def _json_safe(obj):
     return obj
 
 
-def downsample_pr(precision, recall, n=PR_POINTS):
-    """Interpolated precision (max precision at recall >= r) at ``n`` recall levels in [0, 1]."""
-    levels = np.linspace(0, 1, n)
-    if not len(recall) or not np.isfinite(recall).all():
-        return levels.tolist(), [None] * n
-    best = np.maximum.accumulate(precision[::-1])[::-1]
-    idx = np.searchsorted(recall, levels, side="left")
-    out = [float(best[i]) if i < len(best) else 0.0 for i in idx]
-    return levels.tolist(), out
-
-
 def model_fn(
     model_path,
     target=None,
@@ -123,39 +112,34 @@ def evaluate_method(
         ``faith_kwargs["max_windows"]`` evenly spaced windows with the other ``faith_kwargs`` passed to
         :func:`lrp.evaluation.metrics.faithfulness`.
 
-    The pooled per-position precision-recall curve still holds the projected relevance and the site mask
-    of every window (``N * L`` float64 and bool).
+    Memory is bounded: every metric reads the store a block of rows at a time, the pooled per-position
+    precision-recall curve in a few passes (:func:`lrp.evaluation.metrics.pooled_pr`).
     """
     index = np.asarray(store.index, dtype=np.int64)
     windows = regions.iloc[index].reset_index(drop=True)
-    parts = {k: [] for k in ("scores", "mask", "gini", "rma", "rra")}
-    for lo, hi in store.chunks():
-        scores = project(store.relevance[lo:hi])
-        mask = M.site_mask(windows.iloc[lo:hi], sites)
-        for key, value in (
-            ("scores", scores),
-            ("mask", mask),
-            ("gini", M.gini(np.abs(scores))),
-            ("rma", M.rma(scores, mask)),
-            ("rra", M.rra(scores, mask)),
-        ):
-            parts[key].append(value)
-    L = store.length
-    cat = {
-        k: np.concatenate(v) if v else np.zeros((0, L) if k in ("scores", "mask") else 0)
-        for k, v in parts.items()
-    }
-    scores, mask = cat["scores"], cat["mask"].astype(bool)
-    precision, recall, _ = M.pr_curve(scores, mask)
-    levels, pr = downsample_pr(precision, recall)
+
+    def blocks():
+        for lo, hi in store.chunks():
+            yield project(store.relevance[lo:hi]), M.site_mask(windows.iloc[lo:hi], sites)
+
+    parts = {k: [] for k in ("gini", "rma", "rra")}
+    n_with_site = n_pos = n_positions = 0
+    for scores, mask in blocks():
+        parts["gini"].append(M.gini(np.abs(scores)))
+        parts["rma"].append(M.rma(scores, mask))
+        parts["rra"].append(M.rra(scores, mask))
+        n_with_site += int(mask.any(1).sum())
+        n_pos, n_positions = n_pos + int(mask.sum()), n_positions + mask.size
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    area, levels, pr = M.pooled_pr(blocks, n_levels=PR_POINTS)
     scalars = {
         "n_windows": len(index),
-        "n_windows_with_site": int(mask.any(1).sum()),
+        "n_windows_with_site": n_with_site,
         "gini": M.summarise(cat["gini"]),
         "rma": M.summarise(cat["rma"]),
         "rra": M.summarise(cat["rra"]),
-        "auprc": M.auprc(scores, mask),
-        "auprc_random": float(mask.mean()) if mask.size else float("nan"),
+        "auprc": area,
+        "auprc_random": n_pos / n_positions if n_positions else float("nan"),
     }
     out = {"scalars": scalars, "pr_curve": {"recall": levels, "precision": pr}}
     small = store.small
@@ -172,7 +156,7 @@ def evaluate_method(
         scalars["n_unknown_calls"] = acc["n_unknown_calls"]
         out["per_tf"] = acc["per_tf"]
     if f is not None:
-        fa = method_faithfulness(f, store, scores, faith_kwargs)
+        fa = method_faithfulness(f, store, faith_kwargs)
         scalars.update({k: fa[k] for k in ("aopc_relevance", "aopc_random", "aopc_gain")})
         out["faithfulness"] = fa
     return out
@@ -304,26 +288,29 @@ def read_faith_baseline(path):
     return out
 
 
-def method_faithfulness(f, store, scores, faith_kwargs):
+def method_faithfulness(f, store, faith_kwargs):
     """Faithfulness of one method on at most ``faith_kwargs["max_windows"]`` evenly spaced store rows:
     with ``faith_kwargs["baseline"]`` (a :func:`read_faith_baseline` of the same windows) only the
-    relevance-ordered curve runs; else the whole :func:`lrp.evaluation.metrics.faithfulness`.
-    ``scores`` ``(N, L)`` projected relevance of the store's rows."""
+    relevance-ordered curve runs; else the whole :func:`lrp.evaluation.metrics.faithfulness`. Only
+    those rows are read."""
     kw = dict(faith_kwargs or {})
     baseline = kw.pop("baseline", None)
     rows = faithfulness_rows(len(store.index), kw.pop("max_windows", None))
     x = np.asarray(store.ohe[rows], dtype=np.float32)
+    scores = project(store.relevance[rows])
     if baseline is None:
-        fa = M.faithfulness(f, x, scores[rows], **kw)
+        fa = M.faithfulness(f, x, scores, **kw)
         f0 = f(x[:64])
     else:
-        differ = [k for k in ("n_steps", "max_fraction", "background", "seed") if kw[k] != baseline[k]]
+        differ = [
+            k for k in ("n_steps", "max_fraction", "background", "seed") if kw[k] != baseline[k]
+        ]
         if differ or not np.array_equal(baseline["rows"], np.asarray(store.index)[rows]):
             raise PlrpError(
                 f"{store.path}: the faithfulness baseline was computed on other windows or with other"
                 f" {differ or 'rows'}. Fix: rerun the faithfulness baseline with the same options"
             )
-        fa = M.faithfulness_from_baseline(f, x, scores[rows], baseline)
+        fa = M.faithfulness_from_baseline(f, x, scores, baseline)
         f0 = baseline["f0"][:64]
     if "target" in store.small:
         ft = np.asarray(store.small["target"], dtype=np.float64)[rows[:64]]

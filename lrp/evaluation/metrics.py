@@ -5,6 +5,8 @@ bool marks known binding sites inside each window. Per-window metrics return ``(
 undefined (no site, or no positive relevance); summaries use ``nanmean``.
 """
 
+import math
+
 import numpy as np
 
 
@@ -100,6 +102,125 @@ def auprc(scores, mask):
         return float("nan")
     dr = np.diff(np.r_[0.0, recall])
     return float((dr * precision).sum())
+
+
+_SIGN = np.uint64(1 << 63)
+
+
+def _sort_keys(scores):
+    """float64 scores -> uint64 keys in the same order (negative values' bits flipped; -0.0 is 0.0)."""
+    bits = (np.asarray(scores, dtype=np.float64) + 0.0).view(np.uint64)
+    return np.where(bits & _SIGN, ~bits, bits | _SIGN)
+
+
+def _key_range(keys, lo, hi):
+    return (keys >= np.uint64(lo)) & (keys <= np.uint64(hi))
+
+
+class _PooledCurve:
+    """The pooled PR curve fed one block of distinct scores at a time, highest first: the area and the
+    interpolated precision at fixed recall levels, as :func:`auprc` and the evaluation's curve give them."""
+
+    def __init__(self, n_pos, levels):
+        self.n_pos, self.levels = n_pos, levels
+        self.tp = self.seen = 0
+        self.area_parts = []
+        self.best = np.full(len(levels), -np.inf)
+
+    def add(self, totals, positives):
+        """``totals``/``positives`` per distinct score of one block (descending), int64."""
+        tp = self.tp + np.cumsum(positives)
+        seen = self.seen + np.cumsum(totals)
+        precision = tp / seen
+        recall = tp / self.n_pos
+        dr = np.diff(np.r_[self.tp / self.n_pos, recall])
+        self.area_parts.append(float((dr * precision).sum()))
+        suffix = np.maximum.accumulate(precision[::-1])[::-1]
+        idx = np.searchsorted(recall, self.levels, side="left")
+        hit = idx < len(recall)
+        self.best[hit] = np.maximum(self.best[hit], suffix[idx[hit]])
+        self.tp, self.seen = int(tp[-1]), int(seen[-1])
+
+
+def pooled_pr(passes, n_levels=101, budget=1 << 22):
+    """Area under the pooled precision-recall curve and its interpolated precision, in bounded memory.
+
+    ``passes()`` yields ``(scores, mask)`` blocks (any shapes, matching) and can be called again: the curve
+    over every position is built in a few passes over the data, holding at most about ``budget`` scores at a
+    time (a radix partition on the float bits, refined where one bucket holds more).
+
+    Returns ``(auprc, levels, precision)``: ``auprc`` as :func:`auprc` gives it (NaN without positives;
+    summed block by block, so its last bits may differ from :func:`auprc`'s); ``precision[i]`` the highest
+    precision at recall >= ``levels[i]`` (``levels`` = ``n_levels`` points in [0, 1]; 0 where no point
+    reaches the level; None throughout without positives).
+    """
+    levels = np.linspace(0, 1, n_levels)
+
+    def histogram(lo, hi, shift):
+        counts = np.zeros(1 << 16, np.int64)
+        positives = np.zeros(1 << 16, np.int64)
+        for scores, mask in passes():
+            keys = _sort_keys(np.ravel(scores))
+            y = np.ravel(mask).astype(bool)
+            inside = _key_range(keys, lo, hi)
+            digit = ((keys[inside] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
+            counts += np.bincount(digit, minlength=1 << 16)
+            positives += np.bincount(digit, weights=y[inside], minlength=1 << 16).astype(np.int64)
+        return counts, positives
+
+    def runs(lo, hi):
+        """Distinct scores in the key range [lo, hi] (descending) with their totals and positives."""
+        keys, ys = [], []
+        for scores, mask in passes():
+            k = _sort_keys(np.ravel(scores))
+            inside = _key_range(k, lo, hi)
+            keys.append(k[inside])
+            ys.append(np.ravel(mask).astype(bool)[inside])
+        keys, ys = np.concatenate(keys), np.concatenate(ys)
+        order = np.argsort(keys, kind="stable")[::-1]
+        keys, ys = keys[order], ys[order]
+        last = np.r_[np.flatnonzero(np.diff(keys)), len(keys) - 1]
+        ends = np.cumsum(ys)[last]
+        return np.diff(np.r_[-1, last]), np.diff(np.r_[0, ends])
+
+    counts, positives = histogram(0, (1 << 64) - 1, 48)
+    n_pos = int(positives.sum())
+    if n_pos == 0:
+        return float("nan"), levels.tolist(), [None] * n_levels
+    curve = _PooledCurve(n_pos, levels)
+
+    def walk(lo, shift, counts, positives):
+        """Emit the buckets of one 16-bit digit (bucket b = keys lo + b << shift ...), highest first."""
+        width = 1 << shift
+        group = []  # consecutive buckets (descending) whose entries fit the budget together
+
+        def flush():
+            if group:
+                top, bottom = group[0], group[-1]
+                curve.add(*runs(lo + bottom * width, lo + (top + 1) * width - 1))
+                group.clear()
+
+        held = 0
+        for b in np.flatnonzero(counts)[::-1]:
+            if counts[b] > budget:
+                flush()
+                held = 0
+                start = lo + int(b) * width
+                if shift == 0:  # one distinct score
+                    curve.add(counts[b : b + 1], positives[b : b + 1])
+                else:
+                    walk(start, shift - 16, *histogram(start, start + width - 1, shift - 16))
+                continue
+            if held + counts[b] > budget:
+                flush()
+                held = 0
+            group.append(int(b))
+            held += int(counts[b])
+        flush()
+
+    walk(0, 48, counts, positives)
+    best = np.where(np.isfinite(curve.best), curve.best, 0.0)
+    return math.fsum(curve.area_parts), levels.tolist(), [float(v) for v in best]
 
 
 def site_mask(windows, sites):
