@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel; anything else would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,slurm]'
+	# bpnet-lite: a third-party BPNet the tests and benchmarks/quality.py check the profile target against;
+	# --no-deps, as its requirements would pull a CUDA torch build
+	$(BIN)/pip install -q --no-deps bpnet-lite==1.1.0
 	@command -v bedtools >/dev/null || { (apt-get update -qq && apt-get install -y -qq bedtools) >/dev/null \
 		|| { echo "bedtools is missing and could not be installed: install it (apt/conda) and rerun" >&2; exit 1; }; }
 	touch $(STAMP)

@@ -181,13 +181,13 @@ def _workflow_config(d):
     }
 
 
-def _snakemake_cmd(workdir, config, *args):
+def _snakemake_cmd(workdir, config, *args, targets=TARGETS):
     path = Path(workdir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return [
         str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-        "--configfile", str(path), "--replace-workflow-config", "--cores", "1", *args, *TARGETS,
+        "--configfile", str(path), "--replace-workflow-config", "--cores", "1", *args, *targets,
     ]  # fmt: skip
 
 
@@ -197,15 +197,15 @@ def _env():
     return env
 
 
-def _snakemake(workdir, config, *args):
+def _snakemake(workdir, config, *args, targets=TARGETS, timeout=600):
     return subprocess.run(
-        _snakemake_cmd(workdir, config, *args),
+        _snakemake_cmd(workdir, config, *args, targets=targets),
         check=False,
         cwd=REPO,
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
@@ -320,3 +320,78 @@ def test_call_motifs_killed_leaves_no_temporaries_beside_its_outputs(inputs, tmp
             proc.wait()
     assert [p.name.startswith("plrp-bedtools.") for p in job_tmp.iterdir()] == [True]
     assert sorted(p.name for p in out.iterdir()) == before  # no call file, no hidden folder
+
+
+# The steps a kill is tried at, each by the log its job opens: the rerun must resume from there.
+KILL_STEPS = (
+    "logs/g/m/lrp/gather.log",
+    "logs/g/m/lrp/call_motifs.log",
+    "logs/g/m/report.log",
+)
+REPORT = "results/g/m/report.html"
+
+
+def _kill_when(workdir, config, marker, timeout=600):
+    """Start the workflow towards the report and SIGKILL Snakemake and its jobs once ``marker`` exists."""
+    log = Path(workdir).parent / f"{Path(workdir).name}.snakemake.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            _snakemake_cmd(workdir, config, "--rerun-incomplete", targets=[REPORT]),
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not (Path(workdir) / marker).exists():
+            assert proc.poll() is None, (
+                f"snakemake ended before {marker}: {log.read_text()[-3000:]}"
+            )
+            assert time.monotonic() < deadline, f"no {marker} after {timeout} s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _tree(root):
+    """Every file under ``results/`` of a run: {relative path: sha256}, run-specific text masked."""
+    from test_workflow import masked_text
+
+    out = {}
+    for path in sorted((Path(root) / "results").rglob("*")):
+        if path.is_file():
+            name = str(path.relative_to(root))
+            text = masked_text(root, name)
+            data = path.read_bytes() if text is None else text.encode()
+            out[name] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_killed_at_each_step_then_rerun_gives_a_clean_runs_files(inputs, tmp_path):
+    """SIGKILL the run as gather, call-motifs and the report start, each time resuming as the README says
+    (--unlock, then the same command): the results are the files of an uninterrupted run, byte for byte,
+    and nothing else (no temporary, no half-written file)."""
+    config = _workflow_config(inputs)
+    sites = tmp_path / "sites.bed"  # the report needs the evaluation, which needs known sites
+    sites.write_text("chr1\t300\t310\tTF0\t0\t+\nchr2\t700\t710\tTF1\t0\t-\n")
+    config["genomes"]["g"]["known_sites"] = str(sites)
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    for marker in KILL_STEPS:
+        _kill_when(killed, config, marker)
+        assert not (killed / REPORT).exists(), marker
+        unlock = _snakemake(killed, config, "--unlock")
+        assert unlock.returncode == 0, unlock.stderr[-3000:]
+    rerun = _snakemake(killed, config, "--rerun-incomplete", targets=[REPORT], timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    clean = _snakemake(whole, config, targets=[REPORT], timeout=900)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    a, b = _tree(killed), _tree(whole)
+    assert a.keys() == b.keys(), sorted(a.keys() ^ b.keys())
+    assert [n for n in a if a[n] != b[n]] == []
+    assert _hidden(killed / "results") == []
