@@ -43,10 +43,19 @@ def _fmt(v, digits=2):
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
 
 
-def _seconds(s):
-    if s is None:
-        return None
+def _duration(s):
     return f"{s:.0f} s" if s < 600 else f"{s / 60:.0f} min"
+
+
+def measured(html_text):
+    """``html_text`` of a measured fact (a time, or a name chosen by one) marked ``class="measured"``: the
+    one part of the page that differs from run to run of the same config (the tests that compare runs byte
+    for byte mask it)."""
+    return f'<span class="measured">{html_text}</span>'
+
+
+def _seconds(s):
+    return None if s is None else measured(_duration(s))
 
 
 def _f1_colour(f1):
@@ -186,7 +195,11 @@ class Page:
         fast = ""
         if self.timings:
             m = min(self.timings, key=self.timings.get)
-            fast = f" Fastest attribution: <b>{html.escape(m)}</b> ({_seconds(self.timings[m])})."
+            fast = (
+                " Fastest attribution: "
+                + measured(f"<b>{html.escape(m)}</b> ({_duration(self.timings[m])})")
+                + "."
+            )
         return (
             f'<div class="verdict" id="verdict"><b>Verdict</b>, best method per metric (higher is '
             f"better).{fast}<ul>{''.join(items)}</ul></div>"
