@@ -20,6 +20,16 @@ def arguments(parser):
     parser.add_argument("--regions", required=True, help="region table (plrp regions)")
     parser.add_argument("--shard", type=int, default=0, help="shard number k (rows k*S to (k+1)*S)")
     parser.add_argument("--shard-size", type=int, default=0, help="S; 0 = all regions")
+    explanation_arguments(parser)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
+    )
+    parser.add_argument("--out", required=True, help="shard .npz")
+
+
+def explanation_arguments(parser):
+    """The model, method and device options every command that explains windows takes
+    (``plrp attribute``, ``plrp explain``), with the defaults of ``attribute_regions``."""
     model_arguments(parser)
     parser.add_argument("--length", type=int, required=True, help="model input length L (bp)")
     parser.add_argument("--method", required=True, help=", ".join(method_names()))
@@ -30,11 +40,7 @@ def arguments(parser):
     parser.add_argument(
         "--device", default=default(attribute_regions, "device"), help="auto, cpu or cuda"
     )
-    parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
-    )
     parser.add_argument("--seed", type=int, default=default(attribute_regions, "seed"))
-    parser.add_argument("--out", required=True, help="shard .npz")
 
 
 def main(args):
@@ -57,6 +63,25 @@ def main(args):
     check_model(model, args.length, target=target)
     t0 = time.perf_counter()
     log.info("explaining regions %d-%d of %s with %s", start, stop, args.regions, args.method)
+    result = explain_windows(args, model, x, target, params, where=args.out)
+    seconds = time.perf_counter() - t0
+    log.info(
+        "%d regions in %.1f s (%.0f bp/s)",
+        stop - start,
+        seconds,
+        (stop - start) * args.length / max(seconds, 1e-9),
+    )
+    result["index"] = np.arange(start, stop, dtype=np.int64)
+    result["ohe"] = x.astype(np.int8)
+    write_shard(args.out, result)
+
+
+def explain_windows(args, model, x, target, params, where, progress=True):
+    """``attribute_regions`` with the command's model and method options (as ``model_arguments`` and
+    :func:`arguments` define them), retried at half the batch on a GPU out-of-memory error.
+
+    ``x``: (N, 4, L) one-hot windows in ACGT order; ``where``: the output the log and errors name.
+    """
     result, _ = with_smaller_batches(
         lambda batch_size: attribute_regions(
             model,
@@ -69,17 +94,9 @@ def main(args):
             batch_size,
             args.device,
             args.seed,
+            progress=progress,
         ),
         args.batch_size,
-        where=args.out,
+        where=where,
     )
-    seconds = time.perf_counter() - t0
-    log.info(
-        "%d regions in %.1f s (%.0f bp/s)",
-        stop - start,
-        seconds,
-        (stop - start) * args.length / max(seconds, 1e-9),
-    )
-    result["index"] = np.arange(start, stop, dtype=np.int64)
-    result["ohe"] = x.astype(np.int8)
-    write_shard(args.out, result)
+    return result

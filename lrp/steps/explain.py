@@ -12,12 +12,11 @@ import logging
 import time
 from pathlib import Path
 
-from lrp.attribution.attribute import attribute_regions
 from lrp.attribution.locus import locus_windows, write_locus
-from lrp.attribution.memory import with_smaller_batches
-from lrp.engine.methods import check_params, get_method, method_names
+from lrp.engine.methods import check_params, get_method
 from lrp.report.locus_logo import write_locus_logo
-from lrp.steps.cli import default, json_option, load_model_of, model_arguments
+from lrp.steps.attribute import explain_windows, explanation_arguments
+from lrp.steps.cli import json_option, load_model_of
 
 log = logging.getLogger("plrp")
 
@@ -38,17 +37,7 @@ def arguments(parser):
     source.add_argument(
         "--sequences", help="FASTA of sequences of at least --length bp (instead of --fasta)"
     )
-    model_arguments(parser)
-    parser.add_argument("--length", type=int, required=True, help="model input length L (bp)")
-    parser.add_argument("--method", required=True, help=", ".join(method_names()))
-    parser.add_argument(
-        "--method-params", default="{}", help="JSON: p_pos, p_neg, p_layers, rules, n_shuffles"
-    )
-    parser.add_argument("--batch-size", type=int, default=default(attribute_regions, "batch_size"))
-    parser.add_argument(
-        "--device", default=default(attribute_regions, "device"), help="auto, cpu or cuda"
-    )
-    parser.add_argument("--seed", type=int, default=default(attribute_regions, "seed"))
+    explanation_arguments(parser)
     parser.add_argument(
         "--max-logos", type=int, default=MAX_LOGOS, help="logos of the first windows only"
     )
@@ -73,22 +62,8 @@ def main(args):
         "explaining %d window(s) of %d bp with %s %s", len(x), args.length, args.method, params
     )
     t0 = time.perf_counter()
-    result, _ = with_smaller_batches(  # as plrp attribute: a batch that overflows the GPU is halved
-        lambda batch_size: attribute_regions(
-            model,
-            x,
-            args.method,
-            target,
-            params,
-            args.length,
-            args.alphabet,
-            batch_size,
-            args.device,
-            args.seed,
-            progress=len(x) > batch_size,
-        ),
-        args.batch_size,
-        where=args.out_dir,
+    result = explain_windows(  # as plrp attribute: a batch that overflows the GPU is halved
+        args, model, x, target, params, where=args.out_dir, progress=len(x) > args.batch_size
     )
     log.info("%d window(s) in %.1f s", len(x), time.perf_counter() - t0)
     out = Path(args.out_dir)
