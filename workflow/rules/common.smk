@@ -306,7 +306,9 @@ def hub_genome_flags(wildcards):
 # ---------------------------------------------------------------------------------------------------------
 
 METHOD_DIR = "results/{genome}/{model}/{method}"
-STORE_ARRAYS = ("hypothetical", "ohe") if GENOME_WIDE else ("relevance", "hypothetical", "ohe")
+STORE_ARRAYS = (
+    ("hypothetical", "ohe") if GENOME_WIDE else ("relevance", "hypothetical", "ohe")
+)
 GATHER_OUTPUTS = {"npz": f"{METHOD_DIR}/relevance.npz"} | {
     key: f"{METHOD_DIR}/{key}.npy" for key in STORE_ARRAYS
 }
@@ -338,10 +340,16 @@ def gather_flags(wildcards):
 
 def bigwig_source(wildcards):
     """The store (windows mode) or, genome mode, the shards themselves: tracks stream from them."""
-    return shard_files(wildcards) if GENOME_WIDE else f"{METHOD_DIR}/relevance.npz".format(**wildcards)
+    return (
+        shard_files(wildcards)
+        if GENOME_WIDE
+        else f"{METHOD_DIR}/relevance.npz".format(**wildcards)
+    )
 
 
-BIGWIG_SOURCE = "--shards {input.source}" if GENOME_WIDE else "--relevance {input.source}"
+BIGWIG_SOURCE = (
+    "--shards {input.source}" if GENOME_WIDE else "--relevance {input.source}"
+)
 
 
 def bigwig_flags(wildcards):
@@ -406,5 +414,7 @@ def baseline_inputs(wildcards):
 
 
 def baseline_flags(wildcards):
-    selection = f" --selection {q(SELECTION.format(**wildcards))}" if GENOME_WIDE else ""
+    selection = (
+        f" --selection {q(SELECTION.format(**wildcards))}" if GENOME_WIDE else ""
+    )
     return f"{model_flags(wildcards, length=False)} {FAITH_FLAGS}{selection}"

@@ -368,7 +368,9 @@ GPUS_PER_SHARD = 1 if DEVICE == "cuda" or (DEVICE == "auto" and _cuda_present())
 MOTIF_DB = config["motif_database"].get("meme", "resources/motif_database.meme")
 JASPAR = {**JASPAR_DEFAULTS, **config["motif_database"].get("jaspar", {})}
 OUTPUT = config["output"]
-GENOME_WIDE = OUTPUT["mode"] == "genome"  # tracks from the shards, arrays of the selected windows only
+GENOME_WIDE = (
+    OUTPUT["mode"] == "genome"
+)  # tracks from the shards, arrays of the selected windows only
 SELECT = OUTPUT["select"] or {"top_fraction": 0.05}
 
 
