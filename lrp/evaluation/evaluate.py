@@ -254,11 +254,6 @@ def plot_family(method):
 
 
 # ------------------------------------------------------------------------ faithfulness shared by methods
-def faithfulness_rows(n, max_windows=None):
-    """Store rows of the faithfulness windows: at most ``max_windows`` evenly spaced of ``n`` (sorted)."""
-    return np.unique(np.linspace(0, n - 1, min(n, max_windows or n)).astype(np.int64))
-
-
 def write_faith_baseline(path, region_rows, baseline):
     """Write a :func:`lrp.evaluation.metrics.faithfulness_baseline` (of the windows at region rows
     ``region_rows``) as an npz atomically: what every method's ``plrp evaluate --faith-baseline`` reads."""
@@ -295,7 +290,7 @@ def method_faithfulness(f, store, faith_kwargs):
     those rows are read."""
     kw = dict(faith_kwargs or {})
     baseline = kw.pop("baseline", None)
-    rows = faithfulness_rows(len(store.index), kw.pop("max_windows", None))
+    rows = M.evenly_spaced(len(store.index), kw.pop("max_windows", None))
     x = np.asarray(store.ohe[rows], dtype=np.float32)
     scores = project(store.relevance[rows])
     if baseline is None:

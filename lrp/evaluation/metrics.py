@@ -104,6 +104,11 @@ def auprc(scores, mask):
     return float((dr * precision).sum())
 
 
+def evenly_spaced(n, at_most=None):
+    """Sorted row indices: at most ``at_most`` (all when None) evenly spaced rows of ``n``."""
+    return np.unique(np.linspace(0, n - 1, min(n, at_most or n)).astype(np.int64))
+
+
 _SIGN = np.uint64(1 << 63)
 
 

@@ -21,7 +21,7 @@ method's gathered relevance as ``plrp evaluate`` does, and :func:`fields` gives 
 
 import numpy as np
 
-from lrp.evaluation.metrics import _background, auprc, perturbation_curve
+from lrp.evaluation.metrics import _background, auprc, evenly_spaced, perturbation_curve
 from lrp.motifs.seqlets import project
 
 #: the z of the two-sided 95% normal interval
@@ -204,8 +204,7 @@ def check_store(
     """
     tests = {}
     if f is not None:
-        n = len(store)
-        rows = np.unique(np.linspace(0, n - 1, min(n, max_windows)).astype(np.int64))
+        rows = evenly_spaced(len(store), max_windows)
         x = np.asarray(store.ohe[rows], dtype=np.float32)
         scores = project(store.relevance[rows])
         tests["deletion"] = deletion_test(f, x, scores, seed=seed, **deletion)

@@ -7,7 +7,8 @@ import logging
 import numpy as np
 
 from lrp.evaluation import metrics
-from lrp.evaluation.evaluate import faithfulness_rows, model_fn, write_faith_baseline
+from lrp.evaluation.evaluate import model_fn, write_faith_baseline
+from lrp.evaluation.metrics import evenly_spaced
 from lrp.genomics.genome import fetch_one_hot, open_fasta
 from lrp.genomics.regions import read_regions
 from lrp.genomics.store import read_selection
@@ -37,9 +38,7 @@ def arguments(parser):
 def main(args):
     regions = read_regions(args.regions, coords_only=True)
     stored = read_selection(args.selection) if args.selection else np.arange(len(regions))
-    rows = stored[
-        faithfulness_rows(len(stored), args.faith_max_windows)
-    ]  # as plrp evaluate picks them
+    rows = stored[evenly_spaced(len(stored), args.faith_max_windows)]  # as plrp evaluate picks them
     length = int(regions["end"].iloc[0] - regions["start"].iloc[0]) if len(regions) else 0
     x = fetch_one_hot(open_fasta(args.fasta), regions.iloc[rows], length)
     f = model_fn(
