@@ -24,10 +24,13 @@ run-length-encoded pybigtools writer; the zero fraction of the real plrp-lambda 
 """
 
 import argparse
+import base64
 import glob
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -129,7 +132,7 @@ def vmhwm_mib():
     return float("nan")
 
 
-def measure(cmd, log_path, env=None):
+def measure(cmd, log_path, env=None, cwd=REPO):
     """Run ``cmd`` in its own process -> ``{seconds, peak_rss_mib, peak_anon_mib, peak_file_mib, ...}``.
 
     ``cmd`` is a ``--one`` mode of this script, which prints a JSON line with its own ``VmHWM`` at the end:
@@ -141,7 +144,7 @@ def measure(cmd, log_path, env=None):
     with open(log_path, "w") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=REPO
+            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=cwd
         )
         done = threading.Event()
 
@@ -179,7 +182,7 @@ def measure(cmd, log_path, env=None):
 
 def _plrp(*args):
     """``plrp ARGS`` through ``lrp.steps.cli.main`` in a fresh process that reports its VmHWM."""
-    return [sys.executable, __file__, "--one", "cli", *map(str, args)]
+    return [sys.executable, str(Path(__file__).resolve()), "--one", "cli", *map(str, args)]
 
 
 def _tile(d, *extra):
@@ -393,6 +396,281 @@ def throughput_part(args, work):
         res["method"] = method
         rows.append(res)
     return len(x), rows
+
+
+# ----------------------------------------------------------------------------------------- disk
+STORE_FILES = ("relevance.npz", "relevance.npy", "hypothetical.npy", "ohe.npy")
+
+
+def _shellcmds(run):
+    """``{(rule, method): shell command}`` of a finished Snakemake run, from its ``.snakemake/metadata``."""
+    out = {}
+    for f in (Path(run) / ".snakemake/metadata").iterdir():
+        if not f.is_file():
+            continue
+        try:
+            meta = json.loads(f.read_text())
+        except (ValueError, OSError):
+            continue
+        cmd = meta.get("shellcmd") or ""
+        for rule in ("call_motifs", "gather", "attribute"):
+            if cmd.startswith(f"plrp {rule.replace('_', '-')} "):
+                method = Path(base64.urlsafe_b64decode(f.name).decode()).parts
+                out[(rule, method[method.index("results") + 3] if "results" in method else "")] = (
+                    cmd
+                )
+    return out
+
+
+def _flag(cmd, name):
+    m = re.search(rf"{name} ('[^']*'|\S+)", cmd)
+    return shlex.split(m.group(1))[0] if m else None
+
+
+def _sizes(folder, names):
+    return {n: (folder / n).stat().st_size for n in names if (folder / n).is_file()}
+
+
+def _tree_bytes(path):
+    path = Path(path)
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    )
+
+
+def _compare_stores(ref_path, other_path, key, chunk_bytes=32 << 20):
+    """max / mean absolute difference, peak |ref| and Pearson r of ``key`` of two stores (by blocks)."""
+    from lrp.genomics.store import open_store
+
+    a, b = open_store(ref_path, (key,)), open_store(other_path, (key,))
+    n, mx, peak, s = 0, 0.0, 0.0, np.zeros(5)  # sums: x, y, xx, yy, xy (float64)
+    total_abs = 0.0
+    for lo, hi in a.chunks(chunk_bytes):
+        x = np.asarray(a.arrays[key].read(lo, hi), np.float64).ravel()
+        y = np.asarray(b.arrays[key].read(lo, hi), np.float64).ravel()
+        d = np.abs(x - y)
+        mx, total_abs, n = max(mx, float(d.max(initial=0))), total_abs + float(d.sum()), n + x.size
+        peak = max(peak, float(np.abs(x).max(initial=0)))
+        s += [x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()]
+    cov = s[4] / n - s[0] * s[1] / n**2
+    r = cov / np.sqrt((s[2] / n - (s[0] / n) ** 2) * (s[3] / n - (s[1] / n) ** 2))
+    return {"max_abs": mx, "mean_abs": total_abs / n, "peak_abs": peak, "pearson_r": float(r)}
+
+
+def _compare_calls(ref_tsv, other_tsv):
+    import pandas as pd
+
+    key = ["chrom", "start", "end", "strand", "name"]
+    a, b = (pd.read_csv(p, sep="\t", keep_default_na=False) for p in (ref_tsv, other_tsv))
+    sa, sb = (set(map(tuple, t[key].astype(str).to_numpy())) for t in (a, b))
+    return {
+        "calls_float32": len(a),
+        "calls_float16": len(b),
+        "identical": len(sa & sb),
+        "only_float32": len(sa - sb),
+        "only_float16": len(sb - sa),
+        "jaccard": len(sa & sb) / max(len(sa | sb), 1),
+    }
+
+
+def _group_tracks(parts):
+    """``parts`` with the four ``hypothetical_{A,C,G,T}.bw`` summed as one (they come and go together)."""
+    out = {k: v for k, v in parts.items() if not k.startswith("hypothetical_")}
+    hyp = sum(v for k, v in parts.items() if k.startswith("hypothetical_"))
+    return {**out, "hypothetical_{A,C,G,T}.bw": hyp} if hyp else out
+
+
+def disk_part(args, work):
+    """Disk bytes per explained Mb per method, windows and genome mode, float32 and float16, from a finished
+    windows-mode Snakemake run (``--disk-from``, e.g. ``benchmarks/pipeline.py --workdir DIR``): its shards
+    are gathered again by the CLI as genome mode does (``plrp gather --selection --arrays hypothetical ohe``,
+    ``plrp bigwig --shards [--hypothetical-prefix]``) and float16 is compared with float32 (the relevance and
+    hypothetical scores, and the motif calls of ``plrp call-motifs`` with the run's own options)."""
+    from lrp.genomics.regions import read_regions
+    from lrp.genomics.store import select_rows, write_selection
+    from lrp.genomics.tracks import centre_crop
+
+    run = Path(args.disk_from).resolve()
+    pair = next(p for p in sorted((run / "results").glob("*/*")) if (p / "regions.bed").is_file())
+    regions_path = pair / "regions.bed"
+    regions = read_regions(regions_path, coords_only=True)
+    ks, ke = centre_crop(regions)
+    explained_mb = float((ke - ks).sum()) / 1e6
+    cmds = _shellcmds(run)
+    methods = sorted(p.name for p in pair.iterdir() if (p / "shards").is_dir())
+    if args.disk_methods:
+        methods = [m for m in methods if m in args.disk_methods]
+    calls_cmd = cmds[("call_motifs", methods[0])]
+    fasta = run / _flag(calls_cmd, "--fasta")
+    select = {"top_fraction": args.top_fraction}
+    rows = {}
+    for method in methods:
+        src = pair / method
+        shards = sorted(str(p) for p in (src / "shards").glob("*.npz"))
+        d = work / "disk" / method
+        d.mkdir(parents=True, exist_ok=True)
+        with np.load(src / "relevance.npz") as z:
+            target = z["target"]
+        # what `plrp select-windows --top-fraction` keeps: its model pass gives the target the shards hold
+        kept = select_rows(target, **select)
+        selection = d / "selection.npz"
+        write_selection(selection, kept)
+        row = {"n_windows": len(regions), "n_selected": len(kept)}
+        windows = {
+            "shards": _tree_bytes(src / "shards"),
+            **_sizes(src, STORE_FILES),
+            "relevance.bw": _tree_bytes(src / "relevance.bw"),
+        }
+        other = _tree_bytes(src) - sum(windows.values())
+        row["other_outputs"] = other  # calls, motifs, logos, params (as in the windows run)
+        row["windows float32"] = windows
+        for dtype in ("float16",):
+            out = d / f"windows_{dtype}"
+            plrp = [*_plrp("gather", "--shards", *shards, "--regions", regions_path)]
+            measure([*plrp, "--dtype", dtype, "--out-dir", out], d / "gather.log")
+            row[f"windows {dtype}"] = {
+                "shards": windows["shards"],
+                **_sizes(out, STORE_FILES),
+                "relevance.bw": windows["relevance.bw"],
+            }
+        for dtype in ("float32", "float16"):
+            out = d / f"genome_{dtype}"
+            measure(
+                _plrp(
+                    "gather",
+                    "--shards",
+                    *shards,
+                    "--regions",
+                    regions_path,
+                    "--selection",
+                    selection,
+                    "--dtype",
+                    dtype,
+                    "--arrays",
+                    "hypothetical",
+                    "ohe",
+                    "--out-dir",
+                    out,
+                ),
+                d / "gather.log",
+            )
+            row[f"genome {dtype}"] = _sizes(out, STORE_FILES)
+        tracks = d / "tracks"
+        measure(
+            _plrp(
+                "bigwig",
+                "--shards",
+                *shards,
+                "--regions",
+                regions_path,
+                "--fasta",
+                fasta,
+                "--out",
+                tracks / "relevance.bw",
+                "--hypothetical-prefix",
+                tracks / "hypothetical_",
+            ),
+            d / "bigwig.log",
+        )
+        hyp = {f"hypothetical_{b}.bw": _tree_bytes(tracks / f"hypothetical_{b}.bw") for b in "ACGT"}
+        for dtype in ("float32", "float16"):
+            g = row[f"genome {dtype}"]
+            g["relevance.bw"] = _tree_bytes(tracks / "relevance.bw")
+            row[f"genome {dtype} + hypothetical_track"] = {**g, **hyp}
+        for label in [k for k in row if k.startswith(("windows", "genome"))]:
+            parts = row[label]
+            total = sum(parts.values())
+            row[label] = {
+                "parts": parts,
+                "bytes": total,
+                "mb_per_mb": total / 1e6 / explained_mb,
+                "mb_per_mb_with_other": (total + other) / 1e6 / explained_mb,
+                "largest": max(grouped := _group_tracks(parts), key=grouped.get),
+            }
+        row["float16 vs float32"] = {
+            key: _compare_stores(src / "relevance.npz", d / "windows_float16/relevance.npz", key)
+            for key in ("relevance", "hypothetical")
+        }
+        if method in (args.calls_methods or methods):
+            c = cmds[("call_motifs", method)]
+            out = d / "calls_float16"
+            out.mkdir(exist_ok=True)
+            argv = shlex.split(c)[1:]
+            swap = {
+                "--relevance": str(d / "windows_float16/relevance.npz"),
+                "--out-bed": str(out / "calls.bed"),
+                "--out-tsv": str(out / "calls.tsv"),
+                "--out-bigbed": str(out / "calls.bb"),
+            }
+            argv = [swap.get(argv[i - 1], a) if i else a for i, a in enumerate(argv)]
+            argv = argv[: argv.index("--log")] if "--log" in argv else argv
+            measure(_plrp(*argv), d / "calls.log", cwd=run)
+            row["float16 vs float32"]["calls"] = _compare_calls(
+                src / "calls.tsv", out / "calls.tsv"
+            )
+        rows[method] = row
+        if not args.keep:
+            for sub in ("windows_float16", "genome_float32", "genome_float16", "tracks"):
+                shutil.rmtree(d / sub, ignore_errors=True)
+    return {
+        "run": str(run),
+        "pair": str(pair.relative_to(run)),
+        "explained_mb": explained_mb,
+        "select": select,
+        "methods": rows,
+    }
+
+
+def disk_report(disk):
+    lines = [
+        (
+            f"Disk per method and explained Mb ({disk['explained_mb']:.3f} Mb explained, {disk['pair']} of "
+            f"{disk['run']}; genome mode keeps the top {disk['select']['top_fraction']:.0%} windows' arrays). "
+            "MB/Mb of the relevance files (shards, store, tracks); '+other' adds the calls, motifs and logos."
+        )
+    ]
+    labels = [
+        k for k in next(iter(disk["methods"].values())) if k.startswith(("windows", "genome"))
+    ]
+    lines.append(f"{'method':20s} " + " ".join(f"{lab[:26]:>27s}" for lab in labels))
+    for method, row in disk["methods"].items():
+        lines.append(
+            f"{method:20s} "
+            + " ".join(
+                f"{row[lab]['mb_per_mb']:8.2f} (+other {row[lab]['mb_per_mb_with_other']:7.2f})"
+                for lab in labels
+            )
+        )
+    lines.append(
+        "Largest part per configuration (first method): "
+        + "; ".join(
+            f"{lab}: {row[lab]['largest']} {_group_tracks(row[lab]['parts'])[row[lab]['largest']] / 1e6:.2f} MB"
+            for lab in labels
+            for row in [next(iter(disk["methods"].values()))]
+        )
+    )
+    lines.append("float16 against float32 (all windows):")
+    lines.append(
+        f"{'method':20s} {'array':13s} {'max |d|':>10s} {'mean |d|':>10s} {'max |x|':>10s} {'r':>12s}"
+        f" {'calls 32/16':>12s} {'same':>6s} {'jaccard':>8s}"
+    )
+    for method, row in disk["methods"].items():
+        cmp_ = row["float16 vs float32"]
+        c = cmp_.get("calls")
+        for key in ("relevance", "hypothetical"):
+            e = cmp_[key]
+            extra = (
+                f" {c['calls_float32']:>5d}/{c['calls_float16']:<6d} {c['identical']:6d} {c['jaccard']:8.4f}"
+                if c and key == "relevance"
+                else ""
+            )
+            lines.append(
+                f"{method:20s} {key:13s} {e['max_abs']:10.3g} {e['mean_abs']:10.3g} "
+                f"{e['peak_abs']:10.3g} {e['pearson_r']:12.9f}{extra}"
+            )
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------- child modes
@@ -657,6 +935,22 @@ def main():
         "--workdir", help="keep the files here (default: a temporary folder, removed)"
     )
     parser.add_argument("--keep", action="store_true", help="keep shards and gathered arrays")
+    parser.add_argument(
+        "--disk-from",
+        help="disk part only: a finished windows-mode Snakemake run (benchmarks/pipeline.py --workdir DIR)",
+    )
+    parser.add_argument("--disk-methods", nargs="+", help="methods of --disk-from (default all)")
+    parser.add_argument(
+        "--calls-methods",
+        nargs="+",
+        help="methods whose float16 motif calls are compared (default all)",
+    )
+    parser.add_argument(
+        "--top-fraction",
+        type=float,
+        default=0.05,
+        help="genome mode's selection (the default of output.select)",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/genome_scale.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -681,6 +975,20 @@ def main():
     work = Path(args.workdir or tempfile.mkdtemp(prefix="plrp_genome_scale_"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.disk_from:
+        try:
+            disk = disk_part(args, work)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+        text = disk_report(disk)
+        print(text)
+        print(f"total {time.perf_counter() - t0:.0f} s")
+        out = Path(args.out).with_name(Path(args.out).stem + "_disk.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"disk": disk, "table": text}, indent=2, default=str))
+        print(f"wrote {out}")
+        return
     try:
         if args.skip_memory:
             d = work / "1x"

@@ -14,16 +14,17 @@ Setups (each trained here, briefly, from a seed):
   pairs are ground truth.
 
 Per method, composite and head: per-position AUROC and AUPRC of the projected relevance against the planted
-sites (pooled), RMA, Gini, the deletion gain over random order and the self-check's verdict
+sites (pooled), RMA, Gini, call precision, recall and F1 at the shared FDR (:func:`call_scores`; ``+rc`` rows
+average the explanations of both strands), the deletion gain over random order and the self-check's verdict
 (:mod:`lrp.evaluation.selfcheck`), and windows per second. ``auto`` rows choose the composite by the
 deletion test (:func:`lrp.engine.auto.choose_rules`); under that choice the fixed-p sweep (0.1, 0.25,
 0.5, and plrp-m 0.25) runs beside ``p`` per layer (:func:`lrp.engine.auto.knee_p`). Every composite also
 runs lrp and plrp-lambda 0.25. Sizes (:data:`N_EVAL`, :data:`N_AUTO`, :data:`DELETION`) are set for a
 run of about 10 minutes on 2 idle cores (not yet timed: the first run under this size was stopped).
 
-Run: ``.venv/bin/python benchmarks/quality.py [--setups demo bpnet ...] [--diagnose]``; prints a table
-and writes ``benchmarks/results/quality.json``; ``--diagnose`` also writes the figures of
-``docs/plrp-method.md`` into ``docs/figures/``.
+Run: ``.venv/bin/python benchmarks/quality.py [--setups demo bpnet ...]``; prints a table and writes
+``benchmarks/results/quality.json``. The diagnosis of ``docs/plrp-method.md`` (its figures) is
+``benchmarks/diagnose.py``, on these setups.
 """
 
 import argparse
@@ -43,6 +44,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 from bpnetlite.bpnet import BPNet
 
+from lrp.attribution.attribute import reverse_complement_ohe
 from lrp.core.atomic import atomic_open
 from lrp.demo import simulate as S
 from lrp.demo.model import build_model
@@ -53,7 +55,9 @@ from lrp.engine.explain import explain
 from lrp.engine.scoring import target_function
 from lrp.evaluation import metrics as M
 from lrp.evaluation.selfcheck import deletion_gain, selfcheck
+from lrp.motifs import null as NULL
 from lrp.motifs.database import select_motifs
+from lrp.motifs.seqlets import call_seqlets
 
 COMPOSITES = {
     "default": None,
@@ -74,6 +78,7 @@ OTHER_RUNS = (
 N_EVAL = 64  # windows explained per setup
 N_AUTO = 32  # windows the auto choices look at
 DELETION = {"n_steps": 5, "n_random": 1}  # the deletion test's size here (the run fits ~10 minutes)
+RC_RUNS = ("plrp-lambda-0.25", "deeplift-shap-20")  # also run with reverse-complement averaging
 
 
 # ------------------------------------------------------------------------------------------ simulation
@@ -339,10 +344,51 @@ def judge_for(f):
     return lambda x, scores: float(np.nanmean(deletion_gain(f, x, scores, **DELETION)))
 
 
-def measure(model, x, target, mask, method, params, f):
-    """Explain ``x`` and score it -> dict of metrics (and the relevance)."""
+def call_scores(scores, mask, fdr=NULL.FDR):
+    """Call precision, recall and F1 of the positive seqlets that pass the null at ``fdr``
+    (:func:`lrp.motifs.null.filter_seqlets`, the pipeline's calls without TOMTOM labels) against the
+    planted sites (the runs of ``mask (N, L)``): a call is correct when it overlaps a site, a site is found
+    when a call overlaps it."""
+    kept, info = NULL.filter_seqlets(scores, call_seqlets(scores), fdr=fdr)
+    kept = kept[kept["sign"] > 0]
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    sites = [
+        (r, a, b)
+        for r in range(len(mask))
+        for a, b in zip(*[np.flatnonzero(edges[r] == v) for v in (1, -1)])
+    ]
+    csum = np.pad(mask.cumsum(1), ((0, 0), (1, 0)))
+    e, st, en = (kept[c].to_numpy() for c in ("example_idx", "start", "end"))
+    correct = (csum[e, en] - csum[e, st]) > 0
+    found = sum(bool(((e == r) & (st < b) & (en > a)).any()) for r, a, b in sites)
+    p = correct.mean() if len(kept) else float("nan")
+    r = found / len(sites) if sites else float("nan")
+    f1 = 2 * p * r / (p + r) if len(kept) and sites and p + r > 0 else 0.0
+    return {
+        "call_precision": p,
+        "call_recall": r,
+        "call_f1": f1,
+        "n_calls": len(kept),
+        "null_threshold": info["threshold_pos"],
+    }
+
+
+def measure(model, x, target, mask, method, params, f, rc=False):
+    """Explain ``x`` (and, with ``rc``, its reverse complement, mapped back and averaged) and score it
+    -> dict of metrics (and the relevance)."""
     t0 = time.perf_counter()
     out = explain(model, torch.as_tensor(x), method=method, target=target, **params)
+    if rc:
+        back = explain(
+            model,
+            torch.as_tensor(reverse_complement_ohe(x)),
+            method=method,
+            target=target,
+            **params,
+        )
+        out["relevance"] = (
+            out.relevance + torch.as_tensor(reverse_complement_ohe(back.relevance.numpy()))
+        ) / 2
     seconds = time.perf_counter() - t0
     scores = out.relevance.sum(1).numpy().astype(np.float64)
     rules = params.get("rules")
@@ -357,6 +403,7 @@ def measure(model, x, target, mask, method, params, f):
         "deletion": check["deletion"]["verdict"],
         "flagged": check["flagged"],
         "windows_per_s": len(x) / seconds,
+        **call_scores(scores, mask),
     }, out
 
 
@@ -372,6 +419,13 @@ def run_head(model, x, target, mask, seed):
         for name, method, params in LRP_RUNS[:1] + LRP_RUNS[2:3]:  # lrp, plrp-lambda-0.25
             m, _ = measure(model, x, target, mask, method, {**params, "rules": rules}, f)
             rows.append({"method": name, "rules": comp, **m})
+    for name, method, params in OTHER_RUNS + LRP_RUNS:
+        if name in RC_RUNS:
+            extra = {"seed": seed} if method == "deeplift-shap" else {}
+            m, _ = measure(model, x, target, mask, method, {**params, **extra}, f, rc=True)
+            rows.append(
+                {"method": f"{name}+rc", "rules": "default" if "plrp" in name else "-", **m}
+            )
     t0 = time.perf_counter()
     chosen = auto.choose_rules(model, x, target, judge_for(f), n=N_AUTO, seed=seed)
     t_rules = time.perf_counter() - t0
@@ -391,85 +445,6 @@ def run_head(model, x, target, mask, seed):
     return rows, meta
 
 
-# ------------------------------------------------------------------------------------------ diagnosis
-def layer_site_shares(model, x, target, mask, rules):
-    """Per linear layer (top-down), the share of positive and of negative relevance at its input that
-    lies on site positions, channels summed -> ``{layer: (pos share, neg share, relevance (n, C, L'))}``;
-    layers without a position axis or of another length than the mask are left out."""
-    out = explain(
-        model, torch.as_tensor(x), method="lrp", target=target, rules=rules, return_layers=True
-    )
-    shares = {}
-    for name, r in list(out.layers.items()) + [("input", out.relevance)]:
-        if r.dim() != 3 or r.shape[2] != mask.shape[1]:
-            continue
-        per_pos = r.sum(1).double().numpy()
-        pos, neg = per_pos.clip(0, None), (-per_pos).clip(0, None)
-        shares[name] = (
-            float((pos * mask).sum() / max(pos.sum(), 1e-30)),
-            float((neg * mask).sum() / max(neg.sum(), 1e-30)),
-            r,
-        )
-    return shares
-
-
-def diagnose(name, model, x, heads, figures):
-    """The measurements behind docs/plrp-method.md's diagnosis; figures into ``figures``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lrp.report.figures import save_figure
-
-    facts = {}
-    for head, (target, mask) in heads.items():
-        key = f"{name}/{head}"
-        lrp_r = explain(model, torch.as_tensor(x), method="lrp", target=target)
-        gxi = explain(model, torch.as_tensor(x), method="gradient-x-input", target=target)
-        a, b = lrp_r.relevance.flatten().double(), gxi.relevance.flatten().double()
-        facts[key] = {"corr_lrp_gxi": float(torch.corrcoef(torch.stack([a, b]))[0, 1])}
-        layers = explain(
-            model, torch.as_tensor(x), method="lrp", target=target, return_layers=True
-        ).layers
-        f = lrp_r.target.double().sum()
-        facts[key]["mass_share_by_layer"] = {
-            k: float(v.double().sum() / f) for k, v in layers.items()
-        }
-        by_rules = {
-            c: layer_site_shares(model, x, target, mask, r)
-            for c, r in COMPOSITES.items()
-            if c != "conv-gamma"
-        }
-        facts[key]["site_share_by_layer"] = {
-            c: {k: v[:2] for k, v in sh.items()} for c, sh in by_rules.items()
-        }
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        for c, sh in by_rules.items():
-            names = list(sh)
-            ax.plot(range(len(names)), [sh[k][0] for k in names], "o-", label=f"{c}: positive")
-            ax.plot(range(len(names)), [sh[k][1] for k in names], "x--", label=f"{c}: negative")
-        ax.axhline(float(mask.mean()), color="grey", lw=0.8, label="site coverage (random)")
-        ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
-        ax.set_ylabel("share on planted sites")
-        ax.set_title(f"{key}: LRP relevance per layer input (top-down)", fontsize=9)
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        save_figure(fig, figures, f"layers_{name}_{head}", 150)
-        # per channel: where the default composite's off-site positive relevance sits
-        sh = by_rules["default"]
-        worst = min((k for k in sh if k != "input"), key=lambda k: sh[k][0], default=None)
-        if worst is not None:
-            r = sh[worst][2].double().numpy().clip(0, None)
-            off = (r * ~mask[:, None, :]).sum((0, 2))
-            facts[key]["worst_layer"] = worst
-            order = np.argsort(-off)
-            facts[key]["off_site_top_channels"] = {
-                int(c): round(float(off[c] / off.sum()), 3) for c in order[:5]
-            }
-    return facts
-
-
 SETUPS = {
     "demo": setup_demo,
     "bpnet": setup_bpnet,
@@ -485,7 +460,17 @@ def build(name, seed, work):
 
 
 def print_table(results):
-    cols = ("auroc", "auprc", "rma", "gini", "deletion_gain", "windows_per_s")
+    cols = (
+        "auroc",
+        "auprc",
+        "rma",
+        "gini",
+        "deletion_gain",
+        "call_precision",
+        "call_recall",
+        "call_f1",
+        "windows_per_s",
+    )
     for key, res in results.items():
         rows = res["rows"]
         print(
@@ -508,11 +493,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/quality.json"))
-    parser.add_argument("--diagnose", action="store_true", help="also write docs/figures/")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     allow_exp()
-    results, facts = {}, {}
+    results = {}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.setups:
@@ -526,9 +510,6 @@ def main(argv=None):
                 results[f"{name}/{head}"] = {"rows": rows, "meta": meta}
                 print_table({f"{name}/{head}": results[f"{name}/{head}"]})
                 sys.stdout.flush()
-            if args.diagnose:
-                facts.update(diagnose(name, model, x, heads, ROOT / "docs/figures"))
-                print(json.dumps({k: v for k, v in facts.items() if k.startswith(name)}, indent=1))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out) as handle:
@@ -537,7 +518,6 @@ def main(argv=None):
                 "seed": args.seed,
                 "seconds": time.perf_counter() - t_all,
                 "results": results,
-                "diagnosis": facts,
             },
             handle,
             indent=1,

@@ -105,9 +105,15 @@ def build_setup(root, seed=0, noise=0.05):
 
 
 def run_call_motifs(setup, relevance, bed, tsv, *extra):
-    """Run ``plrp call-motifs`` on a :func:`build_setup` project; assert it succeeds."""
+    """Run ``plrp call-motifs`` on a :func:`build_setup` project; assert it succeeds.
+
+    Without ``--fdr`` in ``extra`` the null filter is off (``--fdr 1``): the synthetic relevance has a site
+    in nearly every window and exact zeros elsewhere, so there is no background to fit a null to (the null
+    is tested in test_null.py; :func:`test_null_filter_in_call_motifs` runs it here)."""
     from lrp.steps.cli import main
 
+    if "--fdr" not in extra:
+        extra = (*extra, "--fdr", "1")
     args = ["call-motifs", "--relevance", str(relevance), "--regions", str(setup["regions"])]
     args += ["--motif-db", str(setup["db"]), "--fasta", str(setup["fasta"])]
     args += ["--out-bed", str(bed), "--out-tsv", str(tsv), *extra]
@@ -144,6 +150,8 @@ def called(setup, tmp_path_factory):
             str(paths["bb"]),
             "--threshold",
             "0.01",
+            "--fdr",
+            "1",
         ]
     )
     assert rc == 0
@@ -201,6 +209,24 @@ def test_bigbed_reads_back(setup, called):
     first = next(iter(bb.records("chr1")))
     row = bed[bed[0] == "chr1"].iloc[0]
     assert (first[0], first[1], first[2]) == (row[1], row[2], row[3])
+
+
+def test_null_filter_in_call_motifs(setup, tmp_path):
+    """On the noisy method (a background to fit), the null at FDR 0.05 keeps the planted sites and writes
+    its threshold per call; on the same relevance the filter only removes seqlets."""
+    bed, tsv = tmp_path / "c.bed", tmp_path / "c.tsv"
+    run_call_motifs(setup, setup["relevance"]["lrp"], bed, tsv, "--fdr", "0.05")
+    calls = C.read_calls(tsv)
+    pos = calls[calls["sign"] > 0]
+    assert len(pos) and (pos["window_score"] >= pos["null_threshold"]).all()
+    assert pos["null_threshold"].nunique() == 1 and pos["null_threshold"].iloc[0] > 0
+    hit = sum(
+        bool(((pos.chrom == s.chrom) & (pos.start < s.end) & (pos.end > s.start)).any())
+        for s in setup["sites"].itertuples()
+    )
+    assert hit == len(setup["sites"])
+    run_call_motifs(setup, setup["relevance"]["lrp"], bed, tmp_path / "off.tsv", "--fdr", "1")
+    assert len(C.read_calls(tmp_path / "off.tsv")) >= len(calls)
 
 
 def test_merge_duplicates_keeps_strongest(tmp_path):
@@ -270,8 +296,10 @@ def test_min_target_keeps_only_windows_predicted_bound(setup, tmp_path):
     db = load_motif_db(setup["db"])
     target = np.asarray(arrays.target)
     cut = float(np.median(target))
-    every = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path)
-    kept = C.call_motifs(arrays, regions, db, threshold=0.01, tmpdir=tmp_path, min_target=cut)
+    every = C.call_motifs(arrays, regions, db, threshold=0.01, fdr=1, tmpdir=tmp_path)
+    kept = C.call_motifs(
+        arrays, regions, db, threshold=0.01, fdr=1, tmpdir=tmp_path, min_target=cut
+    )
     assert 0 < len(kept) < len(every)
     # every kept call comes from a window at or above the cut
     rows = kept["region_index"].to_numpy()

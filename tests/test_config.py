@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import BIN, REPO, demo_config, snakemake
 
-from lrp.engine.methods import METHODS, P_RANGE, check_params, method_names
+from lrp.engine.methods import AUTO, METHODS, P_RANGE, check_params, method_names
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 EVERY_KEY = REPO / "tests/config_every_key.yaml"
@@ -286,8 +286,10 @@ def test_schema_methods_are_the_table():
     probability = SCHEMA["$defs"]["probability"]
     assert (probability["minimum"], probability["exclusiveMaximum"]) == P_RANGE
     assert "maximum" not in probability and "exclusiveMinimum" not in probability
-    for key in ("p_pos", "p_neg"):
-        assert method[key]["$ref"] == "#/$defs/probability"
+    assert method["p_neg"]["$ref"] == "#/$defs/probability"
+    # p_pos: a proportion or the table's AUTO; so is rules: a composite or AUTO
+    assert method["p_pos"]["oneOf"] == [{"$ref": "#/$defs/probability"}, {"const": AUTO}]
+    assert {"const": AUTO} in SCHEMA["$defs"]["rules"]["oneOf"]
 
 
 _ALL = object()

@@ -320,7 +320,8 @@ def test_call_motifs_killed_leaves_no_temporaries_beside_its_outputs(inputs, tmp
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert [p.name for p in job_tmp.iterdir() if p.name.startswith("plrp-")][0].startswith("plrp-bedtools.")
+    ours = [p.name for p in job_tmp.iterdir() if p.name.startswith("plrp-")]
+    assert len(ours) == 1 and ours[0].startswith("plrp-bedtools."), ours
     assert sorted(p.name for p in out.iterdir()) == before  # no call file, no hidden folder
 
 

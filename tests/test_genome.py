@@ -3,6 +3,7 @@
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def _bgzip(src, dst):
 
 
 def test_bgzip_fasta_reads_as_the_plain_one(genome, tmp_path):
-    path, records = genome
+    path, _ = genome
     packed = _bgzip(path, tmp_path / "g.fa.gz")
     regions = [("chr2", 10, 510), ("chr10", 0, 500), ("chrM", 0, 10)]
     assert chrom_sizes(packed) == chrom_sizes(path)
@@ -148,7 +149,7 @@ def test_plain_gzip_fasta_is_refused_with_the_bgzip_command(genome, tmp_path):
 
     path, _ = genome
     packed = tmp_path / "g.fa.gz"
-    packed.write_bytes(gzip.compress(open(path, "rb").read()))
+    packed.write_bytes(gzip.compress(Path(path).read_bytes()))
     with pytest.raises(PlrpError, match=r"not block-gzipped .*bgzip -@2 .*g\.fa") as err:
         open_fasta(packed)
     assert str(err.value).startswith(str(packed))

@@ -186,7 +186,9 @@ def test_igv_session(run, tmp_path):
     session = out / "igv_session.xml"
     root = ET.parse(session).getroot()
     assert root.tag == "Session"
-    genome = Path(root.get("genome"))  # absolute: IGV desktop matches tracks to files by absolute path
+    genome = Path(
+        root.get("genome")
+    )  # absolute: IGV desktop matches tracks to files by absolute path
     assert genome == run["fasta"].resolve()
     assert Path(f"{genome}.fai").is_file()
     chrom = root.get("locus").split(":")[0]

@@ -132,3 +132,32 @@ def test_information_content():
     assert ic[:, 0].sum() == pytest.approx(2, abs=1e-6) and ic[:, 1].sum() == pytest.approx(
         0, abs=1e-6
     )
+
+
+def test_letters_as_logomaker_places_them():
+    """The fast drawer puts every letter of non-zero height where logomaker does (same outline, colour,
+    limits), for signed dense and projected (one non-zero per column) columns."""
+    import logomaker
+    import pandas as pd
+
+    plt = Lg._plt()
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(4, 14))
+    m[:, :7] *= np.eye(4)[:, rng.integers(0, 4, 7)]
+    fig, ax = plt.subplots()
+    ref = logomaker.Logo(
+        pd.DataFrame(m.T, columns=list("ACGT"), index=np.arange(20, 34)),
+        ax=ax,
+        color_scheme="classic",
+    )
+    glyphs = [g for g in ref.glyph_list if g.ceiling > g.floor]
+    paths, colours, xlim, ylim = Lg.logo_paths(m, start=20)
+    plt.close(fig)
+    assert len(paths) == len(glyphs) == 7 + 4 * 7
+    assert np.allclose(xlim, ax.get_xlim()) and np.allclose(ylim, ax.get_ylim())
+    by_corner = {tuple(np.round(p.vertices.min(0), 9)): (p, c) for p, c in zip(paths, colours)}
+    for g in glyphs:
+        ours, colour = by_corner[tuple(np.round(g.patch.get_path().vertices.min(0), 9))]
+        assert np.allclose(ours.vertices, g.patch.get_path().vertices, atol=1e-9)
+        assert (ours.codes == g.patch.get_path().codes).all()
+        assert np.allclose(colour, g.patch.get_facecolor()[:3])

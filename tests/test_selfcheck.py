@@ -75,8 +75,11 @@ def test_flags_relevance_from_a_shuffled_model_and_passes_the_trained_one(traine
 
 def test_advice_names_cause_and_fix_for_every_family():
     assert "rules: auto" in advice(["deletion"], "plrp-lambda", {"conv": "epsilon"})
-    profile = advice(["sites"], "lrp", None, {"reduction": "profile"})
+    profile = advice(["sites"], "lrp", {"conv": "zplus"}, {"reduction": "profile"})
     assert "profile head" in profile and "conv: epsilon" in profile
+    # the default composite on a profile target already has epsilon there: the advice is rules: auto
+    assert "rules: auto" in advice(["sites"], "lrp", None, {"reduction": "profile"})
+    assert "conv: epsilon" in advice(["sites"], "lrp", None, {"reduction": "none"})
     assert "target" in advice(["deletion"], "deeplift-shap")
 
 

@@ -34,6 +34,12 @@ def gini(values):
     return np.where(total > 0, g, 0.0)
 
 
+def reverse_complement_ohe(a):
+    """Reverse complement of ``(N, 4, L)`` arrays in ACGT order: channels ACGT -> TGCA and positions
+    reversed. Its own inverse: it maps relevance of the reverse strand back onto the forward one."""
+    return np.ascontiguousarray(np.asarray(a)[:, ::-1, ::-1])
+
+
 def attribute_regions(
     model,
     x,
@@ -46,6 +52,7 @@ def attribute_regions(
     device="auto",
     seed=0,
     progress=True,
+    reverse_complement=False,
 ):
     """Explain one-hot windows ``x`` (N, 4, L) in ACGT order with ``method``.
 
@@ -65,6 +72,10 @@ def attribute_regions(
         The model's channel order (:func:`lrp.engine.scoring.alphabet_order`).
     batch_size, device, seed, progress
         Windows per batch, ``auto``/``cpu``/``cuda``, the seed of every random step, a progress bar.
+    reverse_complement : bool
+        Also explain each window's reverse complement (:func:`reverse_complement_ohe`, in ACGT order, before
+        the model's channel permutation), map its relevance back the same way and average the two;
+        ``target`` and ``layer_gini`` are then the means of both strands too.
 
     Returns
     -------
@@ -107,22 +118,30 @@ def attribute_regions(
     for start in tqdm(
         batches, desc=method, unit="batch", disable=not progress, mininterval=interval
     ):
-        xb = torch.as_tensor(x[start : start + (explainer.static_batch or batch_size)])[:, order]
-        allocate_batch(xb.shape[0])
-        res = explainer.explain_batch(xb, return_layers=layered)
-        inverse = np.argsort(order)
-        out["relevance"].append(res.relevance.numpy()[:, inverse])
-        out["hypothetical"].append(res.hypothetical.numpy()[:, inverse])
-        out["target"].append(res.target.numpy())
-        if layered:
-            names = list(res.layers)
-            out["layer_gini"].append(
-                np.stack([gini(res.layers[k].flatten(1).numpy()) for k in names], axis=1).astype(
-                    np.float32
-                )
+        chunk = x[start : start + (explainer.static_batch or batch_size)]
+        strands = [chunk] + ([reverse_complement_ohe(chunk)] if reverse_complement else [])
+        parts = []
+        for k, xs in enumerate(strands):
+            xb = torch.as_tensor(np.ascontiguousarray(xs))[:, order]
+            allocate_batch(xb.shape[0])
+            res = explainer.explain_batch(xb, return_layers=layered)
+            inverse = np.argsort(order)
+            back = reverse_complement_ohe if k else (lambda a: a)  # the RC strand mapped back
+            names = list(res.layers) if layered else []
+            parts.append(
+                {
+                    "relevance": back(res.relevance.numpy()[:, inverse]),
+                    "hypothetical": back(res.hypothetical.numpy()[:, inverse]),
+                    "target": res.target.numpy(),
+                    "layer_gini": np.stack(
+                        [gini(res.layers[n].flatten(1).numpy()) for n in names], axis=1
+                    ).astype(np.float32)
+                    if layered
+                    else np.zeros((xb.shape[0], 0), np.float32),
+                }
             )
-        else:
-            out["layer_gini"].append(np.zeros((xb.shape[0], 0), np.float32))
+        for key, values in out.items():
+            values.append(np.mean([p[key] for p in parts], axis=0, dtype=np.float64))
     result = {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
     result["layer_names"] = np.array(names, dtype=str)
     return result

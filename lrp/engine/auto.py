@@ -15,10 +15,15 @@ mass. Flat relevance gives ``p`` near 0 (nothing to prune), relevance concentrat
 ``p``; it lands in ``[0, 1)`` by construction. :func:`knee_p` returns a ``p_layers`` mapping.
 """
 
+import logging
+
 import numpy as np
 import torch
 
 from lrp.engine.explain import explain
+from lrp.engine.methods import AUTO, auto_keys
+
+log = logging.getLogger("plrp")
 
 #: the candidate composites of ``rules: auto``: name -> ``rules`` config (None: the default composite)
 CANDIDATES = {
@@ -128,3 +133,69 @@ def knee_p(model, x, target, n=64, seed=0, rules=None, **explain_kwargs):
         for name, r in out.layers.items()
         if r.shape != xs.shape  # a layer reading the sequence itself is never pruned
     }
+
+
+def resolve(model, x, target, method, params, judge, n=64, seed=0, **explain_kwargs):
+    """Replace a method's ``rules: auto`` and ``p_pos: auto`` by their data-driven choices.
+
+    ``rules: auto`` is chosen first (:func:`choose_rules`, with ``p`` as given, or none while ``p`` is
+    chosen too); ``p_pos: auto`` then becomes ``p_pos = p_neg = 0`` plus :func:`knee_p`'s per-layer
+    ``p_layers`` under the chosen composite (layers the user's own ``p_layers`` match keep the user's p).
+
+    Parameters
+    ----------
+    model, x, target :
+        As for :func:`choose_rules`; ``x`` (N, C, L) in the model's channel order.
+    method : str
+        The method's name.
+    params : dict
+        Its checked parameters (:func:`lrp.engine.methods.check_params`).
+    judge : callable
+        As for :func:`choose_rules`.
+    n, seed : int
+        Windows sampled for the choices and the sample's seed: the result is a function of the model,
+        the windows and the seed.
+    **explain_kwargs
+        Passed to :func:`lrp.engine.explain.explain` (``device``, ``batch_size``).
+
+    Returns
+    -------
+    resolved : dict
+        ``params`` with no ``"auto"`` left.
+    record : dict
+        What was chosen and why: ``rules`` (``choice``, ``rules``, ``scores``) and/or ``p_layers``
+        (``{layer: p_pos}``), and ``n_windows``, ``seed``.
+    """
+    keys = auto_keys(params)
+    resolved = dict(params)
+    record = {"method": method, "auto": list(keys), "n_windows": int(min(n, len(x))), "seed": seed}
+    fixed_p = {}
+    if "p_pos" not in keys and "p_pos" in params:
+        fixed_p = {k: params[k] for k in ("p_pos", "p_neg", "p_layers")}
+    if "rules" in keys:
+        by = "lrp" if "p_pos" in keys else method  # p not chosen yet: judge the composite unpruned
+        chosen = choose_rules(
+            model, x, target, judge, by, n=n, seed=seed, **fixed_p, **explain_kwargs
+        )
+        resolved["rules"] = chosen["rules"]
+        record["rules"] = chosen
+        log.info(
+            "rules: auto for %s chose %s (deletion gain %s)",
+            method,
+            chosen["choice"],
+            ", ".join(f"{k} {v:.4g}" for k, v in chosen["scores"].items()),
+        )
+    if "p_pos" in keys:
+        knee = knee_p(
+            model, x, target, n=n, seed=seed, rules=resolved.get("rules"), **explain_kwargs
+        )
+        user = dict(params.get("p_layers") or {})
+        resolved.update(
+            p_pos=0.0,
+            p_neg=0.0,
+            p_layers={**user, **{k: v for k, v in knee.items() if k not in user}},
+        )
+        record["p_layers"] = knee
+        log.info("p_pos: auto for %s chose %s", method, knee)
+    assert AUTO not in (resolved.get("rules"), resolved.get("p_pos"))
+    return resolved, record

@@ -10,7 +10,13 @@ from lrp.engine.graph import backward, export_program, forward, plan
 from lrp.engine.methods import check_params, family_of
 from lrp.engine.model_io import model_source
 from lrp.engine.rules import composite as make_composite
-from lrp.engine.target import initial_relevance, normalize_target, select_output, target_scalar
+from lrp.engine.target import (
+    initial_relevance,
+    is_signed,
+    normalize_target,
+    select_output,
+    target_scalar,
+)
 
 
 class Explanation(dict):
@@ -67,7 +73,8 @@ class Explainer:
     p_layers : dict, optional
         PLRP only: ``{layer-name glob: p_pos | (p_pos, p_neg) | {p_pos, p_neg}}`` overrides.
     rules : dict, optional
-        LRP family only: the composite (see :func:`lrp.engine.rules.composite`); ``None``: the default.
+        LRP family only: the composite (see :func:`lrp.engine.rules.composite`); ``None``: the default
+        (z-plus on hidden convolutions, epsilon there for a signed target such as the profile head).
     device : str
         ``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``.
     n_shuffles : int, optional
@@ -118,7 +125,7 @@ class Explainer:
         with _naming(model):
             self.plan = plan(
                 self.program,
-                make_composite(self.params.get("rules")),
+                make_composite(self.params.get("rules"), signed_target=is_signed(self.target)),
                 self.target,
                 self.p_pos,
                 self.p_neg,

@@ -55,6 +55,8 @@ METHODS = {
 }
 DEFAULTS = {"p_pos": 0.25, "n_shuffles": 20}  # p_neg: p_pos / 2 (see p_neg_default)
 P_RANGE = (0.0, 1.0)  # half-open: low <= p < high
+#: the value of ``rules`` and ``p_pos`` that asks for a data-driven choice (:mod:`lrp.engine.auto`)
+AUTO = "auto"
 
 
 def method_names():
@@ -146,8 +148,8 @@ def check_params(method, params=None):
     -------
     dict
         Exactly the keys of ``METHODS[method].params``: ``p_pos``, ``p_neg`` floats in :data:`P_RANGE`
-        (shares of relevance mass); ``p_layers`` ``{layer-name glob: (p_pos, p_neg)}``; ``rules`` as given
-        (``None``: the default composite); ``n_shuffles`` an int >= 1.
+        (shares of relevance mass), or both ``"auto"``; ``p_layers`` ``{layer-name glob: (p_pos, p_neg)}``; ``rules`` as given
+        (``None``: the default composite; ``"auto"``: chosen by :func:`lrp.engine.auto.resolve`); ``n_shuffles`` an int >= 1.
 
     Raises
     ------
@@ -164,7 +166,14 @@ def check_params(method, params=None):
             f"{takes})"
         )
     out = {}
-    if "p_pos" in spec.params:
+    if "p_pos" in spec.params and given.get("p_pos") == AUTO:
+        if given.get("p_neg", AUTO) != AUTO:
+            raise PlrpError(
+                f"p_neg = {given['p_neg']} with p_pos: auto. Fix: remove p_neg (p_pos: auto chooses p "
+                "per layer and p_neg follows as p / 2), or give p_pos as a number"
+            )
+        out["p_pos"] = out["p_neg"] = AUTO
+    elif "p_pos" in spec.params:
         out["p_pos"] = check_proportion("p_pos", given.get("p_pos", DEFAULTS["p_pos"]))
         out["p_neg"] = check_proportion("p_neg", given.get("p_neg", p_neg_default(out["p_pos"])))
     if "p_layers" in spec.params:
@@ -179,3 +188,9 @@ def check_params(method, params=None):
     if "n_shuffles" in spec.params:
         out["n_shuffles"] = _n_shuffles(given.get("n_shuffles", DEFAULTS["n_shuffles"]))
     return out
+
+
+def auto_keys(params):
+    """The parameters of a checked ``params`` (:func:`check_params`) left to a data-driven choice:
+    a tuple of ``"rules"`` and/or ``"p_pos"``."""
+    return tuple(k for k in ("rules", "p_pos") if (params or {}).get(k) == AUTO)

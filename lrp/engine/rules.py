@@ -264,16 +264,23 @@ def make_rule(spec, eps=1e-6):
         ) from None
 
 
-def composite(spec=None):
+def composite(spec=None, signed_target=False):
     """Build a :class:`Composite` from a config mapping, e.g.
     ``{"eps": 1e-6, "first": "epsilon", "conv": "zplus", "linear": "epsilon",
-    "names": {"body.3.*": {"rule": "gamma", "gamma": 0.5}}}``. ``None`` gives the default composite.
+    "names": {"body.3.*": {"rule": "gamma", "gamma": 0.5}}}``. ``None`` gives the default composite; unset
+    keys keep the default's rule.
+
+    The default's hidden-convolution rule depends on the target: z-plus for a single logit or count,
+    epsilon for a signed target (``signed_target``, :func:`lrp.engine.target.is_signed`: the profile head).
+    z-plus sends a neuron's relevance only along its positive contributions, so the negative relevance a
+    signed target starts with flows to the same inputs as the positive and the two cancel on the sites
+    (measured in ``docs/plrp-method.md``: worse than random on a BPNet profile head).
     """
     if isinstance(spec, Composite):
         return spec
     spec = dict(spec or {})
     eps = float(spec.pop("eps", 1e-6))
-    defaults = Composite()
+    defaults = Composite(conv=Epsilon()) if signed_target else Composite()
     layers = {
         key: make_rule(spec.pop(key), eps) if key in spec else type(getattr(defaults, key))(eps=eps)
         for key in ("first", "conv", "linear")

@@ -22,6 +22,15 @@ import torch
 from lrp.core.errors import PlrpError
 
 REDUCTIONS = ("none", "sum", "profile")
+#: reductions whose explained scalar is a signed sum over the output's entries (entry relevance of both signs)
+SIGNED = ("profile",)
+
+
+def is_signed(target):
+    """Whether the target spreads relevance of both signs over the output's entries at the start of the
+    walk (``reduction: profile``: ``(p_j - 1/n) z_j`` is negative wherever ``p_j < 1/n`` or ``z_j < 0``),
+    which picks the default composite's hidden-convolution rule (:func:`lrp.engine.rules.composite`)."""
+    return normalize_target(target)["reduction"] in SIGNED
 
 
 def normalize_target(target):

@@ -21,6 +21,7 @@ method's gathered relevance as ``plrp evaluate`` does, and :func:`fields` gives 
 
 import numpy as np
 
+from lrp.engine.target import is_signed
 from lrp.evaluation.metrics import _background, auprc, evenly_spaced, perturbation_curve
 from lrp.motifs.seqlets import project
 
@@ -243,7 +244,12 @@ def advice(failed, method=None, rules=None, target=None):
     head = f"{method or 'the explanation'} is not better than random ({what})"
     reduction = (target or {}).get("reduction") if isinstance(target, dict) else None
     lrp_family = method in ("lrp", "plrp-lambda", "plrp-m")
-    conv = (rules or {}).get("conv", "zplus") if isinstance(rules, dict) or rules is None else None
+    default_conv = "epsilon" if is_signed(target) else "zplus"  # lrp.engine.rules.composite
+    conv = (
+        (rules or {}).get("conv", default_conv)
+        if isinstance(rules, dict) or rules is None
+        else None
+    )
     if lrp_family and conv == "zplus":
         cause = (
             "z-plus on hidden convolutions keeps only positive contributions, which misranks a signed "

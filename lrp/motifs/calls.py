@@ -3,7 +3,12 @@
 CLI::
 
     plrp call-motifs --relevance R.npz --regions regions.bed --motif-db db.meme --fasta genome.fa \\
-        --out-bed calls.bed --out-tsv calls.tsv --out-bigbed calls.bb [--threshold 0.01 --max-q 0.05]
+        --out-bed calls.bed --out-tsv calls.tsv --out-bigbed calls.bb [--fdr 0.05 --max-q 0.05]
+
+Seqlets: the recursive caller proposes spans (:func:`lrp.motifs.seqlets.call_seqlets`, its ``threshold`` a rank
+score) and :func:`lrp.motifs.null.filter_seqlets` keeps those that pass a Laplace null fitted to the method's own
+window sums at the target FDR ``fdr``: one error rate for every method. The derived threshold is logged and
+written per call (``null_threshold``, with the tested ``window_score``).
 
 TOMTOM query: the **one-hot sequence of the seqlet span**, as tangermeme's ``annotate_seqlets`` does, not the
 relevance-weighted CWM. memelite's TOMTOM scores a column pair by minus their Euclidean distance, so the query
@@ -33,6 +38,7 @@ import pandas as pd
 
 from lrp.core.atomic import atomic_open
 from lrp.core.errors import input_error
+from lrp.motifs import null as N
 from lrp.motifs.seqlets import ProjectedRows, call_seqlets
 from lrp.motifs.stats import bh_q
 
@@ -60,6 +66,8 @@ TSV_COLUMNS = BED9[:6] + [
     "sign",
     "attribution",
     "seqlet_p",
+    "window_score",
+    "null_threshold",
     "match_id",
     "match_name",
     "tomtom_p",
@@ -162,6 +170,8 @@ def to_genome(seqlets, index, regions):
             "seqlet_p": seqlets["p_value"].to_numpy(np.float64),
         }
     )
+    for key in ("window_score", "null_threshold"):
+        out[key] = seqlets[key].to_numpy(np.float64) if key in seqlets else np.nan
     return out
 
 
@@ -296,6 +306,8 @@ def call_motifs(
     trim=_SEQLET["trim"],
     merge_gap=_SEQLET["merge_gap"],
     negative=_SEQLET["negative"],
+    fdr=N.FDR,
+    width=N.WIDTH,
     max_q=0.05,
     max_seqlets=_SEQLET["max_seqlets"],
     tmpdir=None,
@@ -315,6 +327,8 @@ def call_motifs(
         ``(ids, names, pfms)`` of :func:`lrp.motifs.database.load_motif_db`.
     threshold, min_len, max_len, flank, trim, merge_gap, negative, max_seqlets
         The seqlet caller's settings (:func:`lrp.motifs.seqlets.call_seqlets`, whose defaults these are).
+    fdr, width : float, int
+        The null's target FDR and window width (:func:`lrp.motifs.null.filter_seqlets`; ``fdr >= 1``: off).
     max_q : float
         A call is named after its best database match when TOMTOM's q <= this, else ``unknown``.
     tmpdir : str or None
@@ -325,8 +339,9 @@ def call_motifs(
         Call only in windows whose explained output ``f_t(x)`` is at least this, e.g. 0 for a logit: the
         windows the model predicts as bound, as one runs modisco on peaks.
     """
+    scores = ProjectedRows(store.relevance, store.chunk_rows())
     seqlets = call_seqlets(
-        ProjectedRows(store.relevance, store.chunk_rows()),
+        scores,
         threshold=threshold,
         min_len=min_len,
         max_len=max_len,
@@ -336,6 +351,7 @@ def call_motifs(
         trim=trim,
         merge_gap=merge_gap,
     )
+    seqlets, _ = N.filter_seqlets(scores, seqlets, fdr=fdr, width=width)
     if min_target is not None:
         keep = np.asarray(store.target)[seqlets["example_idx"].to_numpy()] >= min_target
         seqlets = seqlets[keep].reset_index(drop=True)

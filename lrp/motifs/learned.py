@@ -7,6 +7,11 @@ Two aggregators:
   log-odds match of the motif that overlaps the call (either strand), and the aligned windows (motif width
   plus ``flank``) are averaged. Unlabelled calls are counted, not clustered.
 - ``modisco``: modisco-lite's TF-MoDISco on the hypothetical scores (de novo; slower, with limits set).
+  Sparse relevance (LRP and PLRP of a max-pooled CNN hold exact zeros at most positions) is given a floor
+  first: modisco-lite's pattern merging compares seqlets by the continuous Jaccard similarity of their
+  L1-normalised snippets, which is ``0 / 0 = NaN`` for two all-zero snippets, and its AUROC then raises
+  ``ValueError: Input contains NaN``. Every all-zero column gets a deterministic value of at most
+  :data:`FLOOR` times the largest ``|hypothetical|`` (:func:`relevance_floor`), far below any seqlet.
 
 Per motif: CWM = mean relevance ``hypothetical * ohe`` (``(4, w)``), hCWM = mean hypothetical, PFM = base
 frequencies (pseudocount 0.01). The MEME file holds PFMs; ``--out-cwm-meme`` the CWMs in MEME layout (signed
@@ -32,6 +37,10 @@ from lrp.motifs.calls import tomtom_best
 log = logging.getLogger("plrp")
 
 PSEUDOCOUNT = 0.01
+FLOOR = (
+    1e-6  # the floor of all-zero relevance columns for modisco-lite, relative to max |hypothetical|
+)
+_GOLDEN = 0.6180339887498949
 ROWS_PER_READ = 1024  # calls whose window rows anchored_motifs reads at a time
 MATCH_COLUMNS = [
     "motif",
@@ -161,6 +170,24 @@ def anchored_motifs(arrays, calls, db, min_seqlets=5, flank=5, include_negative=
     return out
 
 
+def relevance_floor(hyp):
+    """Give every all-zero column of ``hyp`` ``(N, L, 4)`` a tiny deterministic value, in place.
+
+    The value of entry ``k`` (flat index over the array) is ``(frac(k * golden ratio) - 0.5) * 2 *
+    FLOOR * max|hyp|``: no two neighbouring snippets share their pattern, so floor-only snippets are
+    dissimilar rather than identical, and no random state is involved. Returns the share of columns
+    that were all zero (``0.0``: ``hyp`` unchanged)."""
+    zero = ~np.any(hyp != 0, axis=2)  # (N, L)
+    share = float(zero.mean()) if zero.size else 0.0
+    if share == 0:
+        return share
+    scale = 2.0 * FLOOR * float(np.abs(hyp).max())
+    rows, cols = np.nonzero(zero)
+    k = ((rows.astype(np.float64) * hyp.shape[1] + cols) * 4)[:, None] + np.arange(4)
+    hyp[rows, cols] = (((k * _GOLDEN) % 1.0 - 0.5) * scale).astype(hyp.dtype)
+    return share
+
+
 def modisco_motifs(
     arrays,
     max_seqlets=2000,
@@ -170,11 +197,17 @@ def modisco_motifs(
     min_seqlets=20,
     min_metacluster=50,
 ):
-    """De novo motifs with modisco-lite (positive and negative patterns), limits set for speed."""
+    """De novo motifs with modisco-lite (positive and negative patterns), limits set for speed.
+
+    ``arrays``: ``ohe`` and ``hypothetical`` ``(N, 4, L)``. Non-finite relevance raises
+    :class:`lrp.core.errors.PlrpError`; relevance that is zero everywhere, or in which modisco-lite finds
+    no pattern, gives ``[]`` with a warning saying why. All-zero columns get :func:`relevance_floor`
+    (logged). Returns a list of motif dicts as :func:`anchored_motifs`.
+    """
     from modiscolite.tfmodisco import TFMoDISco
 
     ohe = np.asarray(arrays["ohe"], dtype=np.float32).transpose(0, 2, 1)
-    hyp = np.asarray(arrays["hypothetical"], dtype=np.float32).transpose(0, 2, 1)
+    hyp = np.array(arrays["hypothetical"], dtype=np.float32).transpose(0, 2, 1)  # a copy: floored
     if ohe.shape[1] < window + 2 * flank:
         raise input_error(
             "modisco",
@@ -182,17 +215,50 @@ def modisco_motifs(
             f"windows of {ohe.shape[1]} bp are shorter than {window + 2 * flank}",
             "lower --modisco-window/--flank",
         )
-    pos, neg = TFMoDISco(
-        one_hot=ohe,
-        hypothetical_contribs=hyp,
-        sliding_window_size=window,
-        flank_size=flank,
-        max_seqlets_per_metacluster=max_seqlets,
-        n_leiden_runs=n_leiden_runs,
-        min_metacluster_size=min_metacluster,
-        final_min_cluster_size=min_seqlets,
-        verbose=False,
-    )
+    bad = int(np.size(hyp) - np.count_nonzero(np.isfinite(hyp)))
+    if bad:
+        raise input_error(
+            "modisco",
+            "hypothetical",
+            f"{bad} non-finite relevance values (NaN or infinity)",
+            "recompute the relevance (check the model's outputs on these windows)",
+        )
+    if not np.any(hyp):
+        log.warning(
+            "motifs: modisco skipped: the relevance is zero at every position of %d windows, so there "
+            "are no seqlets (no relevance to cluster)",
+            len(hyp),
+        )
+        return []
+    zero = relevance_floor(hyp)
+    if zero:
+        log.info(
+            "motifs: %.1f%% of positions hold exactly zero relevance; a floor of at most %.2g x max "
+            "|relevance| is added there so modisco-lite's seqlet similarities are defined",
+            100 * zero,
+            FLOOR,
+        )
+    try:
+        pos, neg = TFMoDISco(
+            one_hot=ohe,
+            hypothetical_contribs=hyp,
+            sliding_window_size=window,
+            flank_size=flank,
+            max_seqlets_per_metacluster=max_seqlets,
+            n_leiden_runs=n_leiden_runs,
+            min_metacluster_size=min_metacluster,
+            final_min_cluster_size=min_seqlets,
+            verbose=False,
+        )
+    except ValueError as err:
+        if "NaN" not in str(err):
+            raise
+        raise input_error(
+            "modisco",
+            None,
+            f"modisco-lite failed on this relevance ({err}) although it is finite and floored",
+            "use --method anchored, or report the relevance file",
+        ) from err
     out = []
     for sign, patterns in (("pos", pos), ("neg", neg)):
         for k, p in enumerate(patterns or []):
@@ -207,7 +273,16 @@ def modisco_motifs(
                     "source": f"modisco_{sign}_{k}",
                 }
             )
-    log.info("motifs: modisco found %d patterns", len(out))
+    if out:
+        log.info("motifs: modisco found %d patterns", len(out))
+    else:
+        log.warning(
+            "motifs: modisco found no pattern in %d windows (too few seqlets above its threshold for "
+            "metaclusters of %d and patterns of %d seqlets); lower --min-seqlets or give more windows",
+            len(hyp),
+            min_metacluster,
+            min_seqlets,
+        )
     return out
 
 

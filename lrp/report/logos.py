@@ -1,4 +1,5 @@
-"""Logo figures (logomaker; tangermeme's ``plot_logo`` for windows over 200 bp), PNG and SVG, atomic.
+"""Logo figures (logomaker's layout drawn as one path collection; tangermeme's ``plot_logo`` for windows over
+200 bp), PNG and SVG, atomic.
 
 CLI::
 
@@ -16,6 +17,7 @@ Writes ``motifs``, ``sites`` and ``examples`` (``.png`` and ``.svg``) in ``--out
 """
 
 import logging
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,15 @@ from lrp.report.figures import save_figure
 log = logging.getLogger("plrp")
 
 FIGURES = ("motifs", "sites", "examples")
-LOGOMAKER_MAX = 200  # bp; longer windows use tangermeme's faster plot_logo
+LOGOMAKER_MAX = (
+    200  # bp; longer windows use tangermeme's plot_logo (drops letters under 2 % of the peak)
+)
+#: letter colours of logomaker's "classic" scheme, ACGT order
+CLASSIC = ((0.0, 0.5, 0.0), (0.0, 0.0, 1.0), (1.0, 0.65, 0.0), (1.0, 0.0, 0.0))
+GLYPH_WIDTH = 0.95  # of one position, as logomaker's Glyph
+_NARROWEST = (
+    "E"  # logomaker's dont_stretch_more_than: narrow letters are not stretched wider than E
+)
 
 
 def _plt():
@@ -37,20 +47,101 @@ def _plt():
     return plt
 
 
+@cache
+def unit_glyph(letter, flip=False):
+    """The outline of ``letter`` in the unit box, as logomaker's ``Glyph`` places it (built once per letter).
+
+    DejaVu Sans Bold (logomaker's ``font_name="sans"``), stretched to height 1 and to width
+    ``min(1, width(letter) / width("E"))``, centred; ``flip`` turns it upside down (letters below the
+    baseline).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Vertices ``(n, 2)`` float64 in ``[0, 1]^2`` and path codes ``(n,)`` uint8.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path as MPath
+    from matplotlib.textpath import TextPath
+
+    prop = FontProperties(family="sans", weight="bold")
+    path = TextPath((0, 0), letter, size=1, prop=prop)
+    verts = np.array(path.vertices, dtype=np.float64)
+    if flip:
+        verts[:, 1] = -verts[:, 1]
+    box = MPath(verts, path.codes).get_extents()
+    widest = TextPath((0, 0), _NARROWEST, size=1, prop=prop).get_extents().width
+    width = min(1.0, box.width / widest)
+    verts[:, 0] = (verts[:, 0] - box.x0) / box.width * width + (1 - width) / 2
+    verts[:, 1] = (verts[:, 1] - box.y0) / box.height
+    verts.setflags(write=False)
+    return verts, np.array(path.codes, dtype=np.uint8)
+
+
+def logo_paths(matrix, start=0):
+    """The letters of a logo as matplotlib paths in data coordinates, logomaker's layout.
+
+    Each column is stacked in ascending order of value from the sum of its negative values upwards, so
+    positive letters stack up from 0 with the largest on top and negative ones down with the largest
+    outermost (drawn upside down); a letter of position ``j`` spans ``start + j +- GLYPH_WIDTH / 2``.
+    Letters of zero height (three per column of projected relevance) are left out.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (4, w)
+        ACGT rows.
+    start : int
+        Position of column 0 on the x axis.
+
+    Returns
+    -------
+    (list of matplotlib.path.Path, list of tuple, (float, float), (float, float))
+        The paths, their face colours, and logomaker's x and y limits.
+    """
+    from matplotlib.path import Path as MPath
+
+    m = np.nan_to_num(np.asarray(matrix, dtype=np.float64))
+    order = np.argsort(m, axis=0)  # per column, as logomaker's np.argsort(values)
+    vals = np.take_along_axis(m, order, axis=0)
+    height = np.abs(vals)
+    ceiling = np.minimum(vals, 0).sum(0, keepdims=True) + np.cumsum(height, axis=0)
+    floor = ceiling - height
+    paths, colours = [], []
+    for i, j in zip(*np.nonzero(height > 0)):
+        b = int(order[i, j])
+        verts, codes = unit_glyph("ACGT"[b], bool(vals[i, j] < 0))
+        xy = verts * (GLYPH_WIDTH, height[i, j]) + (start + j - GLYPH_WIDTH / 2, floor[i, j])
+        paths.append(MPath(xy, codes, readonly=True))
+        colours.append(CLASSIC[b])
+    w = m.shape[1]
+    xlim = (start - GLYPH_WIDTH / 2, start + w - 1 + GLYPH_WIDTH / 2)
+    ylim = (float(floor.min(initial=0.0)), float(ceiling.max(initial=0.0)))
+    return paths, colours, xlim, ylim
+
+
 def draw_logo(ax, matrix, start=0, title=None):
-    """Draw a ``(4, w)`` matrix (ACGT rows; signed values stack up and down) on ``ax``."""
+    """Draw a ``(4, w)`` matrix (ACGT rows; signed values stack up and down) on ``ax``.
+
+    Up to ``LOGOMAKER_MAX`` bp: logomaker's layout, colours and limits (:func:`logo_paths`), drawn as one
+    ``PathCollection`` with glyph outlines built once per letter (logomaker builds two ``TextPath`` and one
+    patch per letter); longer: tangermeme's ``plot_logo``.
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape[1] > LOGOMAKER_MAX:
         from tangermeme.plot import plot_logo
 
         plot_logo(matrix, ax=ax)
     else:
-        import logomaker
+        from matplotlib.collections import PathCollection
 
-        df = pd.DataFrame(
-            matrix.T, columns=list("ACGT"), index=np.arange(start, start + matrix.shape[1])
+        paths, colours, xlim, ylim = logo_paths(matrix, start)
+        ax.add_collection(
+            PathCollection(paths, facecolors=colours, edgecolors="none", linewidths=0, zorder=0),
+            autolim=False,
         )
-        logomaker.Logo(df, ax=ax, color_scheme="classic")
+        ax.set_xlim(*xlim)
+        if ylim[1] > ylim[0]:
+            ax.set_ylim(*ylim)
     ax.axhline(0, color="black", lw=0.5)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -171,6 +262,10 @@ def examples_figure(relevances, calls, n=3, width=80):
             if lim > 0:
                 ax.set_ylim(-lim * 1.05, lim * 1.05)
             ax.set_xlim(s - 0.5, e - 0.5)
+            if (
+                i < len(methods) - 1
+            ):  # the rows of a column share the x range: positions on the last
+                ax.tick_params(labelbottom=False)  # only (fewer texts to lay out at every draw)
             if j == 0:
                 ax.set_ylabel(m, fontsize=8)
             if i == 0:

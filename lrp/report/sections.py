@@ -170,6 +170,7 @@ class Page:
             return "".join(parts)
         parts.append(self._verdict())
         parts.append(self._selfcheck())
+        parts.append(self._choices())
         if len(self.known):
             parts.append(self._found_sentence())
             parts.append(self._known_table())
@@ -229,6 +230,23 @@ class Page:
         return (
             '<div class="warning" id="selfcheck"><b>Self-check warning</b>: explanations no better '
             f"than random. Do not trust these methods' tracks and calls.<ul>{''.join(rows)}</ul></div>"
+        )
+
+    def _choices(self):
+        rows = []
+        for c in S.choices(self.table):
+            what = []
+            if c["composite"].startswith("auto"):
+                what.append(f"rules {html.escape(c['composite'])}")
+            if c["auto_p"] is not None:
+                what.append(f"p per layer auto (mean {c['auto_p']:.3g})")
+            rows.append(f"<li><b>{html.escape(c['method'])}</b>: {'; '.join(what)}</li>")
+        if not rows:
+            return ""
+        return (
+            '<div class="note" id="choices"><b>Chosen from the data</b> (by the deletion test on the '
+            "model and windows, no known sites; the candidates' scores are in each method's "
+            f"resolved_params.json):<ul>{''.join(rows)}</ul></div>"
         )
 
     def _found_sentence(self):

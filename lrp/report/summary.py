@@ -143,6 +143,21 @@ def selfcheck(table):
     return rows
 
 
+def choices(table):
+    """What was chosen from the data per method -> list of dicts ``method, composite, auto_p`` for the
+    methods with ``rules: auto`` (composite ``auto: NAME``) or ``p_pos: auto`` (``auto_p`` the mean
+    per-layer p); empty when none, or when the comparison has no such columns."""
+    if "composite" not in table:
+        return []
+    rows = []
+    for _, r in table.iterrows():
+        composite = "" if pd.isna(r.get("composite")) else str(r["composite"])
+        p = _num(r.get("auto_p"))
+        if composite.startswith("auto") or p is not None:
+            rows.append({"method": r["method"], "composite": composite, "auto_p": p})
+    return rows
+
+
 def best_motif(tf, out, motif_tables):
     """The learned motif to show for ``tf``: among the methods that recovered it (best F1 first, then the
     rest), the first motif whose database match (else anchor) is ``tf``, lowest q first.

@@ -41,6 +41,16 @@ def explanation_arguments(parser):
         "--device", default=default(attribute_regions, "device"), help="auto, cpu or cuda"
     )
     parser.add_argument("--seed", type=int, default=default(attribute_regions, "seed"))
+    parser.add_argument(
+        "--reverse-complement",
+        action="store_true",
+        help="also explain each window's reverse complement and average the two (mapped back)",
+    )
+    parser.add_argument(
+        "--resolved-params",
+        help="JSON of plrp choose-params: the method's rules/p_pos auto as chosen once for all shards "
+        "(without it, auto is chosen on these windows)",
+    )
 
 
 def main(args):
@@ -81,7 +91,9 @@ def explain_windows(args, model, x, target, params, where, progress=True):
     :func:`arguments` define them), retried at half the batch on a GPU out-of-memory error.
 
     ``x``: (N, 4, L) one-hot windows in ACGT order; ``where``: the output the log and errors name.
+    Parameters left on ``auto`` are taken from ``--resolved-params``, or chosen on ``x`` itself.
     """
+    params = resolved_params(args, model, x, target, params)
     result, _ = with_smaller_batches(
         lambda batch_size: attribute_regions(
             model,
@@ -95,8 +107,56 @@ def explain_windows(args, model, x, target, params, where, progress=True):
             args.device,
             args.seed,
             progress=progress,
+            reverse_complement=getattr(args, "reverse_complement", False),
         ),
         args.batch_size,
         where=where,
     )
     return result
+
+
+def resolved_params(args, model, x, target, params):
+    """``params`` with ``rules: auto`` / ``p_pos: auto`` replaced: by ``--resolved-params`` when given,
+    else chosen on the windows ``x`` (N, 4, L, ACGT) themselves (:func:`choose_on`)."""
+    from lrp.engine.methods import auto_keys, check_params
+
+    params = check_params(args.method, params)
+    if not auto_keys(params):
+        return params
+    if getattr(args, "resolved_params", None):
+        from lrp.steps.choose_params import read_resolved
+
+        return check_params(args.method, read_resolved(args.resolved_params))
+    return choose_on(args, model, x, target, params)[0]
+
+
+def choose_on(args, model, x, target, params):
+    """:func:`lrp.engine.auto.resolve` on ACGT windows ``x`` (N, 4, L), judged by the deletion test
+    (:func:`lrp.evaluation.selfcheck.deletion_gain`) with the command's seed, batch size and device.
+
+    Returns ``(resolved params, record)``.
+    """
+    import torch
+
+    from lrp.engine.auto import resolve
+    from lrp.engine.scoring import alphabet_order, target_function
+    from lrp.evaluation.selfcheck import deletion_gain
+
+    torch.manual_seed(args.seed)
+    f = target_function(model, target)  # on windows already in the model's channel order
+
+    def judge(xs, scores):
+        return float(np.nanmean(deletion_gain(f, xs, scores, seed=args.seed)))
+
+    return resolve(
+        model,
+        torch.as_tensor(x[:, alphabet_order(args.alphabet)]),
+        target,
+        args.method,
+        params,
+        judge,
+        n=getattr(args, "n_windows", len(x)),
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+    )

@@ -39,7 +39,20 @@ def arguments(parser):
         "--threshold",
         type=float,
         default=threshold,
-        help=f"recursive-seqlet p-value threshold (a rank score; default {threshold:g})",
+        help=f"recursive-seqlet p-value threshold: proposes the spans (a rank score; default {threshold:g})",
+    )
+    fdr = default(call_motifs, "fdr")
+    parser.add_argument(
+        "--fdr",
+        type=float,
+        default=fdr,
+        help=f"target FDR of the calls under the method's own Laplace null (>= 1: off; default {fdr:g})",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=default(call_motifs, "width"),
+        help="bp of the windows whose relevance sums the null tests",
     )
     parser.add_argument(
         "--min-len",
@@ -124,6 +137,8 @@ def main(args):
             trim=args.trim,
             merge_gap=args.merge_gap,
             negative=not args.no_negative,
+            fdr=args.fdr,
+            width=args.width,
             max_q=args.max_q,
             max_seqlets=args.max_seqlets,
             tmpdir=tmp,

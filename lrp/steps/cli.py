@@ -23,6 +23,7 @@ COMMANDS = {
     "jaspar-meme": "write a JASPAR selection (pyjaspar, offline) as a MEME file",
     "regions": "validate a BED of regions, or tile whole chromosomes, into a region table",
     "check": "validate every input of a genome and model before anything expensive runs",
+    "choose-params": "choose a method's rules: auto and p_pos: auto once, for all its shards",
     "attribute": "explain one shard of regions with one method",
     "explain": "explain one locus (a region, a BED or a FASTA of sequences): arrays, bedGraph, logos",
     "gather": "gather the shards of one method into one array file",

@@ -1,8 +1,11 @@
 """``plrp evaluate``: one method's relevance and motif calls scored against the known sites, or (``--compare``)
 the methods compared (:mod:`lrp.evaluation.evaluate`)."""
 
+import json
 import logging
 from pathlib import Path
+
+import numpy as np
 
 from lrp.core.errors import PlrpError
 from lrp.evaluation import metrics, selfcheck
@@ -53,6 +56,10 @@ def arguments(parser):
         "--method-params",
         default="{}",
         help="JSON: the method's parameters (plrp attribute's); its rules name the self-check's cause",
+    )
+    parser.add_argument(
+        "--resolved-params",
+        help="JSON of plrp choose-params: the parameters the method ran with (rules/p_pos auto chosen)",
     )
     model_arguments(
         parser,
@@ -135,8 +142,18 @@ def main(args):
     check_regions(regions, store.index, store.length, args.regions)
     calls = read_calls(args.calls) if args.calls else None
     method = args.method or Path(args.relevance).parent.name
-    p_pos = method_p_pos(method, args.p_pos, store.small.get("p_pos"))
     params = json_option(args.method_params, "--method-params")
+    chosen = None
+    if args.resolved_params:
+        from lrp.steps.choose_params import read_choice
+
+        chosen = read_choice(args.resolved_params)
+        params = chosen["params"]
+    fields = composite_fields(params, chosen and chosen["record"])
+    p_pos = args.p_pos
+    if p_pos is None and not np.isnan(fields["auto_p"]):
+        p_pos = fields["auto_p"]  # p_pos: auto plots at the mean of the per-layer p it chose
+    p_pos = method_p_pos(method, p_pos, store.small.get("p_pos"))
     target = json_option(args.target, "--target")
     f, faith = None, None
     if args.model:
@@ -181,8 +198,31 @@ def main(args):
     )
     result["selfcheck"] = check
     result["scalars"].update(selfcheck.fields(check))
+    result["scalars"].update(fields)
+    if chosen:
+        result["auto"] = chosen["record"]
     if check["flagged"]:
         log.warning("WARNING self-check: %s", check["message"])
     write_method(result, method, p_pos, family, args.out_json, args.out_tsv)
     s = result["scalars"]
     log.info("evaluate %s: gini %.3f rma %.3f auprc %.3f", method, s["gini"], s["rma"], s["auprc"])
+
+
+def composite_fields(params, record=None):
+    """The ``composite`` and ``auto_p`` columns of ``metrics.tsv``: the LRP composite the method ran with
+    (``default``, ``auto: NAME`` or the given rules as JSON; ``-`` outside the LRP family) and the mean
+    per-layer p that ``p_pos: auto`` chose (NaN where p was given)."""
+    record = record or {}
+    if "rules" in (record.get("auto") or []):
+        composite = f"auto: {record['rules']['choice']}"
+    elif "rules" not in params:
+        composite = "-"
+    elif params["rules"] is None:
+        composite = "default"
+    else:
+        composite = json.dumps(params["rules"], sort_keys=True)
+    knee = record.get("p_layers")
+    return {
+        "composite": composite,
+        "auto_p": float(np.mean(list(knee.values()))) if knee else float("nan"),
+    }

@@ -8,6 +8,7 @@ rule attribute:
         regions="results/{genome}/{model}/regions.bed",
         model=model_files,
         checked="results/{genome}/{model}/check.json",
+        resolved=resolved_params,
     output:
         shard_output("results/{genome}/{model}/{method}/shards/{shard}.npz"),
     log:
@@ -28,10 +29,42 @@ rule attribute:
         batch_size=ATTRIBUTION["batch_size"],
         device=DEVICE,
         seed=config["seed"],
+        strands="--reverse-complement" if ATTRIBUTION.get("reverse_complement") else "",
     shell:
         "plrp attribute --fasta {input.fasta} --regions {input.regions}"
         " --shard {wildcards.shard} --shard-size {params.shard_size} {params.model} {params.method}"
-        " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
+        " --batch-size {params.batch_size} --device {params.device} --threads {threads} {params.strands}"
+        " --seed {params.seed} --out {output} --log {log} 2>>{log}"
+
+
+rule choose_params:
+    input:
+        fasta=genome_fasta,
+        regions="results/{genome}/{model}/regions.bed",
+        model=model_files,
+        checked="results/{genome}/{model}/check.json",
+    output:
+        "results/{genome}/{model}/{method}/resolved_params.json",
+    log:
+        "logs/{genome}/{model}/{method}/choose_params.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/{method}/choose_params.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: ATTRIBUTION["threads"]
+    resources:
+        gpu=GPUS_PER_SHARD,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        model=model_flags,
+        method=method_spec_flags,
+        batch_size=ATTRIBUTION["batch_size"],
+        device=DEVICE,
+        seed=config["seed"],
+    shell:
+        "plrp choose-params --fasta {input.fasta} --regions {input.regions} {params.model}"
+        " {params.method} --batch-size {params.batch_size} --device {params.device}"
         " --seed {params.seed} --out {output} --log {log} 2>>{log}"
 
 

@@ -159,9 +159,28 @@ def model_flags(wildcards, length=True):
     return " ".join(flags)
 
 
-def method_flags(wildcards):
+def method_spec_flags(wildcards):
+    """The method and its parameters as configured (``auto`` left for ``plrp choose-params``)."""
     spec = METHODS[wildcards.method]
     return f"--method {spec['method']} --method-params {q(spec['params'])}"
+
+
+def method_flags(wildcards):
+    """The method as ``plrp attribute`` runs it: with its auto parameters resolved."""
+    return method_spec_flags(wildcards) + resolved_flag(wildcards)
+
+
+def resolved_params(wildcards):
+    """The method's ``plrp choose-params`` JSON where it has rules or p_pos on auto, else nothing."""
+    if not METHODS[wildcards.method]["auto"]:
+        return []
+    return "results/{genome}/{model}/{method}/resolved_params.json".format(**wildcards)
+
+
+def resolved_flag(wildcards):
+    """`` --resolved-params FILE`` for a method with auto parameters, else empty."""
+    path = resolved_params(wildcards)
+    return f" --resolved-params {q(path)}" if path else ""
 
 
 def shard_files(wildcards):
@@ -242,10 +261,13 @@ def evaluate_method_flags(wildcards):
     (the self-check names the composite in its advice)."""
     spec = METHODS[wildcards.method]
     p_pos = spec["params"].get("p_pos", 0.0)
+    p_flag = (
+        f" --p-pos {p_pos}" if isinstance(p_pos, (int, float)) else ""
+    )  # auto: the chosen mean
     return (
-        f"--method {q(wildcards.method)} --family {spec['method']} --p-pos {p_pos}"
+        f"--method {q(wildcards.method)} --family {spec['method']}{p_flag}"
         f" --method-params {q(spec['params'])}"
-    )
+    ) + resolved_flag(wildcards)
 
 
 def named(pattern, methods=None):

@@ -18,6 +18,7 @@ from snakemake.utils import validate
 
 from lrp.core.errors import PlrpError
 from lrp.engine.methods import METHODS as METHOD_TABLE
+from lrp.engine.methods import auto_keys
 from lrp.engine.methods import check_params, family_of
 
 SCHEMA = "../schemas/config.schema.yaml"
@@ -299,6 +300,7 @@ def _resolve_methods(config, models):
     methods = {name: dict(spec) for name, spec in config["methods"].items()}
     for name, spec in methods.items():
         spec["params"] = _method_params(name, spec)
+        spec["auto"] = bool(auto_keys(spec["params"]))  # rule choose_params runs first
         if not needs_module(spec["method"]):
             continue
         for model, mspec in models.items():

@@ -11,6 +11,7 @@ rule evaluate:
         sizes="results/{genome}/{model}/chrom.sizes",
         model=model_files,
         baseline=faith_baseline_inputs,
+        resolved=resolved_params,
     output:
         json="results/{genome}/{model}/{method}/metrics.json",
         tsv="results/{genome}/{model}/{method}/metrics.tsv",
