@@ -142,3 +142,28 @@ def test_a_bad_choice_file_names_itself(data, tmp_path):
             "--resolved-params", str(bad), "--out", str(tmp_path / "s.npz")]  # fmt: skip
     assert main(argv) != 0
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_the_choice_reaches_the_table_and_the_report():
+    """``plrp evaluate``'s columns of a resolved method, and the report's box built from them."""
+    import pandas as pd
+
+    from lrp.report.summary import choices
+    from lrp.steps.evaluate import composite_fields
+
+    record = {"auto": ["rules", "p_pos"], "rules": {"choice": "conv-epsilon"}}
+    record["p_layers"] = {"a": 0.2, "b": 0.4}
+    auto_fields = composite_fields({"rules": {"conv": "epsilon"}}, record, family="plrp-lambda")
+    assert auto_fields["composite"] == "auto: conv-epsilon"
+    assert auto_fields["auto_p"] == pytest.approx(0.3)
+    assert composite_fields({}, None, family="lrp")["composite"] == "default"
+    assert composite_fields({}, None, family="deeplift-shap")["composite"] == "-"
+    table = pd.DataFrame(
+        [
+            {"method": "plrp-auto", **auto_fields},
+            {"method": "lrp", **composite_fields({}, None, family="lrp")},
+        ]
+    )
+    rows = choices(table)
+    assert [r["method"] for r in rows] == ["plrp-auto"]
+    assert rows[0]["composite"] == "auto: conv-epsilon" and rows[0]["auto_p"] == pytest.approx(0.3)

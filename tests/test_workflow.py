@@ -359,18 +359,11 @@ def test_every_declared_output_exists_and_is_valid(local_run):
     assert all(
         any(line.startswith(m + "\t") or f"\t{m}\t" in line for line in table) for m in methods
     )
-    # rules: auto (tiny's lrp) was chosen once by choose_params, and the choice is in the table and report
-    choice = json.loads((run / "results/demo/demo/lrp/resolved_params.json").read_text())
-    scores = choice["record"]["rules"]["scores"]
-    assert choice["record"]["rules"]["choice"] == max(scores, key=scores.get)
-    assert choice["params"]["rules"] != "auto"
-    assert not (run / "results/demo/demo/plrp-lambda-0.25/resolved_params.json").exists()
+    # the composite each method ran with is in the table (rules: auto through the workflow: test_auto.py)
     compared = pd.read_csv(run / "results/demo/demo/comparison.tsv", sep="\t").set_index("method")
-    assert compared.loc["lrp", "composite"] == f"auto: {choice['record']['rules']['choice']}"
-    assert compared.loc["plrp-lambda-0.25", "composite"] == "default"
+    assert (compared.loc[methods, "composite"] == "default").all()
     html = (run / "results/demo/demo/report.html").read_text()
     assert "<html" in html.lower() and "data:image/png;base64" in html
-    assert 'id="choices"' in html and choice["record"]["rules"]["choice"] in html
     # nothing loads from the network: no external src/href in the page (the inlined igv.js code holds
     # link templates as strings, so script bodies are left out), and no <script src=...>
     page = re.sub(r"(?s)<script[^>]*>.*?</script>", "", html)

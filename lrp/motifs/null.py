@@ -165,11 +165,14 @@ def filter_seqlets(scores, seqlets, fdr=FDR, width=WIDTH):
     """
     if not fdr > 0:
         raise ValueError(f"fdr must be above 0; got {fdr}")
+    if fdr >= 1:  # off: the scores are not read at all (no window sums, no memory)
+        nan = np.full(len(seqlets), np.nan)
+        info = {"fdr": float(fdr), "width": int(width), "threshold_pos": -np.inf}
+        info.update(threshold_neg=np.inf, n_seqlets=len(seqlets), n_kept=len(seqlets))
+        return seqlets.assign(window_score=nan, null_threshold=nan), info
     values = sample(scores, width)
     null = fit_null(values)
     t_pos, t_neg = bh_threshold(values, null, fdr, 1), bh_threshold(values, null, fdr, -1)
-    if fdr >= 1:
-        t_pos, t_neg = -np.inf, np.inf
     stat = np.zeros(len(seqlets))
     e = seqlets["example_idx"].to_numpy()
     for lo, hi, block in _blocks(scores) if len(seqlets) else ():

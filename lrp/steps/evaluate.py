@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lrp.core.errors import PlrpError
+from lrp.engine.methods import METHODS, layered
 from lrp.evaluation import metrics, selfcheck
 from lrp.evaluation.evaluate import (
     compare,
@@ -149,7 +150,7 @@ def main(args):
 
         chosen = read_choice(args.resolved_params)
         params = chosen["params"]
-    fields = composite_fields(params, chosen and chosen["record"])
+    fields = composite_fields(params, chosen and chosen["record"], family=args.family)
     p_pos = args.p_pos
     if p_pos is None and not np.isnan(fields["auto_p"]):
         p_pos = fields["auto_p"]  # p_pos: auto plots at the mean of the per-layer p it chose
@@ -208,16 +209,16 @@ def main(args):
     log.info("evaluate %s: gini %.3f rma %.3f auprc %.3f", method, s["gini"], s["rma"], s["auprc"])
 
 
-def composite_fields(params, record=None):
+def composite_fields(params, record=None, family=None):
     """The ``composite`` and ``auto_p`` columns of ``metrics.tsv``: the LRP composite the method ran with
     (``default``, ``auto: NAME`` or the given rules as JSON; ``-`` outside the LRP family) and the mean
     per-layer p that ``p_pos: auto`` chose (NaN where p was given)."""
     record = record or {}
     if "rules" in (record.get("auto") or []):
         composite = f"auto: {record['rules']['choice']}"
-    elif "rules" not in params:
+    elif "rules" not in params and not (family in METHODS and layered(family)):
         composite = "-"
-    elif params["rules"] is None:
+    elif params.get("rules") is None:
         composite = "default"
     else:
         composite = json.dumps(params["rules"], sort_keys=True)
