@@ -68,10 +68,7 @@ def tiny():
             "step": 400,
         },
         "methods": {
-            "lrp": {
-                "method": "lrp",
-                "rules": "auto",
-            },  # rule choose_params runs, once for all shards
+            "lrp": {"method": "lrp"},
             "plrp-lambda-0.25": {"method": "plrp-lambda", "p_pos": 0.25, "p_neg": 0.125},
         },
         "evaluation": {"faith_max_windows": 16, "faith_steps": 5},
