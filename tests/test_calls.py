@@ -212,10 +212,12 @@ def test_bigbed_reads_back(setup, called):
 
 
 def test_null_filter_in_call_motifs(setup, tmp_path):
-    """On the noisy method (a background to fit), the null at FDR 0.05 keeps the planted sites and writes
+    """On the noisy method (a background to fit), the Laplace null at FDR 0.05 keeps the planted sites and writes
     its threshold per call; on the same relevance the filter only removes seqlets."""
     bed, tsv = tmp_path / "c.bed", tmp_path / "c.tsv"
-    run_call_motifs(setup, setup["relevance"]["lrp"], bed, tsv, "--fdr", "0.05")
+    run_call_motifs(
+        setup, setup["relevance"]["lrp"], bed, tsv, "--fdr", "0.05", "--null-kind", "laplace"
+    )
     calls = C.read_calls(tsv)
     pos = calls[calls["sign"] > 0]
     assert len(pos) and (pos["window_score"] >= pos["null_threshold"]).all()
@@ -329,3 +331,54 @@ def test_seqlets_read_by_blocks_are_tangermemes_on_the_whole_array():
         np.testing.assert_array_equal(got["attribution"].to_numpy(), w["attribution"].to_numpy())
         full = call_seqlets(project(rel))
         assert call_seqlets(ProjectedRows(rel, rows)).equals(full)
+
+
+def test_zero_calls_end_to_end(setup, tmp_path):
+    """All-zero relevance gives no seqlet: call-motifs still writes calls.bed (its track line), calls.tsv
+    (the header) and a valid empty calls.bb, and ``plrp hub`` and ``plrp report`` accept them."""
+    import pyBigWig
+
+    from lrp.genomics.regions import read_bed
+    from lrp.genomics.tracks import write_bigwig
+    from lrp.steps.cli import main
+
+    with np.load(setup["relevance"]["lrp"]) as z:
+        arrays = {k: z[k] for k in z.files}
+    for key in ("relevance", "hypothetical", "target"):
+        arrays[key] = np.zeros_like(arrays[key])
+    relevance = tmp_path / "zero" / "relevance.npz"
+    relevance.parent.mkdir()
+    np.savez(relevance, **arrays)
+    bed, tsv, bb = (tmp_path / "zero" / f"calls.{k}" for k in ("bed", "tsv", "bb"))
+    run_call_motifs(setup, relevance, bed, tsv, "--out-bigbed", str(bb))
+    lines = bed.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("track ")
+    calls = C.read_calls(tsv)
+    assert len(calls) == 0 and {"chrom", "start", "end", "name", "q"} <= set(calls.columns)
+    with pyBigWig.open(str(bb)) as handle:
+        assert handle.isBigBed() and handle.chroms() == setup["sizes"]
+        assert not any(handle.entries(c, 0, n) for c, n in setup["sizes"].items())
+
+    regions = read_bed(setup["regions"], setup["sizes"])
+    bw = tmp_path / "zero" / "relevance.bw"
+    write_bigwig(bw, setup["sizes"], regions, np.zeros((len(regions), L), np.float32))
+    hub = tmp_path / "hub"
+    args = ["hub", "--bigwigs", f"zero={bw}", "--bigbeds", f"zero={bb}", "--fasta"]
+    args += [str(setup["fasta"]), "--known-sites", str(setup["known"]), "--out-dir", str(hub)]
+    assert main(args) == 0
+    # no call to centre on: the hub opens on the first known site
+    first = setup["sites"].iloc[0]
+    pos = next(
+        x for x in (hub / "genomes.txt").read_text().splitlines() if x.startswith("defaultPos")
+    )
+    chrom, span = pos.split()[1].split(":")
+    lo, hi = map(int, span.split("-"))
+    assert chrom == first["chrom"] and lo <= first["start"] < first["end"] <= hi
+    assert "track plrp_calls_zero" in (hub / "demo" / "trackDb.txt").read_text()
+
+    report = tmp_path / "report" / "report.html"
+    args = ["report", "--out", str(report), "--igv-fasta", str(setup["fasta"])]
+    args += ["--igv-bigwigs", f"zero={bw}", "--igv-calls", f"zero={bb}", f"zero_bed={bed}"]
+    args += ["--igv-known-sites", str(setup["known"]), "--igv-regions", str(setup["regions"])]
+    assert main(args) == 0
+    assert report.stat().st_size > 0

@@ -105,7 +105,9 @@ def test_own_data_dag(tmp_path):
 
 
 def test_cuda_device_asks_for_a_gpu(tmp_path):
-    """With device cuda every attribution shard asks for gpu=1 (SLURM: --gpus=1; locally a counted resource)."""
+    """With device cuda every attribution shard asks for gpu=1 (SLURM: --gpus=1; locally a counted resource),
+    and so does choose_params (rules: auto); the SLURM profile gives every job that asks for a GPU the shards'
+    partition, CPUs, memory, time and threads."""
     rng = random.Random(0)
     (tmp_path / "g.fa").write_text(
         ">chr1\n" + "".join(rng.choice("ACGT") for _ in range(3000)) + "\n"
@@ -114,7 +116,7 @@ def test_cuda_device_asks_for_a_gpu(tmp_path):
     config = {
         "genomes": {"g": {"fasta": "g.fa", "regions": {"tile": {"step": 500}}}},
         "models": {"m": {"path": "m.pt2", "length": 1000}},
-        "methods": {"lrp": {"method": "lrp"}},
+        "methods": {"lrp": {"method": "lrp", "rules": "auto"}},
         "motif_database": {"meme": "m.pt2"},
         "attribution": {"device": "cuda", "shard_size": 2},
     }
@@ -130,6 +132,28 @@ def test_cuda_device_asks_for_a_gpu(tmp_path):
     shards = [b for b in blocks if "rule attribute:" in b]
     assert len(shards) == 3
     assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in shards), shards[0]
+    chooses = [b for b in blocks if "rule choose_params:" in b]
+    assert len(chooses) == 1 and re.search(r"resources: .*\bgpu=1\b", chooses[0]), chooses
+    # SLURM: every job that asks for a GPU asks as a shard does (a GPU in the CPU partition is refused)
+    profile = REPO / "workflow/profiles/slurm"
+    env = {"PLRP_SLURM_PARTITION": "cpu-part", "PLRP_SLURM_GPU_PARTITION": "gpu-part"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        slurm = snakemake(tmp_path, "-n", "--profile", str(profile), config=config)
+    assert slurm.returncode == 0, slurm.stderr + slurm.stdout
+    asks = {}  # rule -> the resources of its jobs that ask for a GPU
+    for block in re.split(r"\n(?=\[\w{3} \w{3} )|\nJob stats:", slurm.stdout):
+        rule, resources = re.search(r"rule (\w+):", block), re.search(r"resources: (.*)", block)
+        if rule and resources and re.search(r"\bgpu=1\b", resources[1]):
+            asks.setdefault(rule[1], []).append(sorted(resources[1].split(", ")))
+    assert {"attribute", "choose_params"} <= set(asks), asks  # and any other rule that explains
+    shard = asks["attribute"][0]
+    assert "slurm_partition=gpu-part" in shard and "cpus_per_gpu=4" in shard, shard
+    for rule, jobs in asks.items():
+        assert all(job == shard for job in jobs), (rule, jobs, shard)
+    threads = yaml.safe_load((profile / "config.yaml").read_text())["set-threads"]
+    assert {threads.get(rule) for rule in asks} == {threads["attribute"]}, threads
     cpu = snakemake(
         tmp_path, "-n", "--cores", "1", config={**config, "attribution": {"device": "cpu"}}
     )

@@ -282,3 +282,22 @@ def test_named_paths_and_limits(run):
     ]
     lo, hi = robust_limit(run["bw"]["plrp"], percentile=99.9)
     assert lo == 0 and hi == pytest.approx(0.8, rel=1e-3)
+
+
+def test_default_locus_without_calls(run, tmp_path):
+    """The highest-scoring call; with zero calls (an empty bigBed) the first known site in genome order;
+    with neither, the start of the first chromosome. The window stays inside its chromosome."""
+    from lrp.genomics.regions import read_bed
+    from lrp.report.hub import default_locus
+
+    sizes = run["sizes"]
+    empty = tmp_path / "empty.bb"
+    write_bigbed(empty, sizes, pd.DataFrame(columns=["chrom", "start", "end", "name"]))
+    known = read_bed(run["known"], sizes, what="known sites")
+    calls = [("lrp", run["bb"]["lrp"]), ("none", empty)]
+    assert default_locus(calls, sizes, known=known) == "chr1:4011-6010"  # site 0, score 1000
+    shuffled = known.iloc[::-1].reset_index(drop=True)  # chr2's site first in the file
+    assert default_locus([("none", empty)], sizes, known=shuffled) == "chr1:4011-6010"
+    assert default_locus([("none", empty)], sizes) == "chr1:1-2000"
+    late = pd.DataFrame({"chrom": ["chr2"], "start": [7990], "end": [8000]})
+    assert default_locus([], sizes, known=late) == "chr2:6001-8000"  # kept inside chr2 (8000 bp)

@@ -1,5 +1,6 @@
-"""``snakemake --report`` of a tiny real run: the comparison plots the HTML report shows, each with its caption
-and category, and the same image bytes as in the HTML report."""
+"""``snakemake --report`` of a tiny real run (test_workflow's local run, made once per test session): the
+comparison plots the HTML report shows, each with its caption and category, and the same image bytes as in the
+HTML report."""
 
 import base64
 import re
@@ -7,6 +8,7 @@ import zipfile
 
 import pytest
 from conftest import snakemake, tiny
+from test_workflow import local_run, runs  # noqa: F401 - the shared run, a fixture
 
 from lrp.report.sections import CAPTIONS, PLOT_TITLES
 
@@ -16,11 +18,9 @@ BASE = "results/demo/demo"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("smk_report")
-    result = snakemake(workdir, "--cores", "1", config=tiny(), timeout=1500)
-    assert result.returncode == 0, result.stderr[-3000:]
-    zipped = workdir / "snakemake_report.zip"
+def run(request, tmp_path_factory):
+    workdir = request.getfixturevalue("local_run")
+    zipped = tmp_path_factory.mktemp("smk_report") / "snakemake_report.zip"
     result = snakemake(workdir, "--report", str(zipped), config=tiny())
     assert result.returncode == 0, result.stderr[-3000:]
     with zipfile.ZipFile(zipped) as archive:
@@ -35,6 +35,8 @@ def test_report_holds_every_plot_with_its_caption(run):
         for name, data in files.items()
         if name.endswith((".html", ".js", ".json"))
     )
+    assert any(n.endswith("report.html") for n in files)
+    assert any(n.endswith("comparison.tsv") for n in files)
     assert "Comparison plots" in text  # the category
     for plot in PLOT_TITLES:
         figure = workdir / BASE / "report_figures" / f"{plot}.png"

@@ -168,6 +168,8 @@ def test_call_motifs_and_motifs_hold_bounded_memory(big):
             str(big / "calls.tsv"),
             "--threads",
             "1",
+            "--fdr",
+            "1",
         ],
         "call_motifs",
     )

@@ -12,7 +12,13 @@ from test_regions import gappy  # noqa: F401 (fixture)
 
 from lrp.genomics.genome import chrom_sizes
 from lrp.genomics.regions import tile, write_regions
-from lrp.genomics.tracks import centre_crop, read_bigwig_values, write_bigbed, write_bigwig
+from lrp.genomics.tracks import (
+    BED9_AUTOSQL,
+    centre_crop,
+    read_bigwig_values,
+    write_bigbed,
+    write_bigwig,
+)
 from lrp.steps.cli import main
 
 
@@ -236,3 +242,59 @@ def test_relevance_rows_are_read_with_file_reads(tmp_path):
     np.testing.assert_array_equal(np.asarray(rows), rel)
     with pytest.raises(IndexError):
         rows[7]
+
+
+@pytest.mark.parametrize("n_chroms", [1, 3, 600, 70_000])  # B+ tree of 1, 2 (600) and 3 levels
+def test_empty_bigbed_reads_back(tmp_path, n_chroms):
+    """No records (a method with zero calls): a valid bigBed with every chromosome and no item, read by
+    two independent readers (libBigWig via pyBigWig, pybigtools), not pybigtools' all-zero file."""
+    sizes = {"chr2": 5000, "chr1": 1000, "chrM": 16} if n_chroms == 3 else {}
+    sizes = sizes or {f"scaffold_{i}": 100 + i for i in range(n_chroms)}
+    out = tmp_path / "calls.bb"
+    write_bigbed(out, sizes, pd.DataFrame(columns=["chrom", "start", "end", "name"]))
+    data = out.read_bytes()
+    assert data[:4] == data[-4:] == (0x8789F2EB).to_bytes(4, "little")
+    bb = pyBigWig.open(str(out))
+    try:
+        assert bb.isBigBed() and not bb.isBigWig()
+        assert bb.chroms() == sizes
+        assert bb.header()["version"] == 4 and bb.header()["nLevels"] == 0
+        assert b"table bed9" in bb.SQL()
+        for chrom in list(sizes)[:: max(1, n_chroms // 7)] + [list(sizes)[-1]]:
+            assert not bb.entries(chrom, 0, sizes[chrom])
+    finally:
+        bb.close()
+    bb = pybigtools.open(str(out))
+    try:
+        assert bb.chroms() == sizes
+        assert bb.info()["chromCount"] == n_chroms and bb.info()["summary"]["basesCovered"] == 0
+        assert "bed9" in bb.sql()
+        for chrom in (next(iter(sizes)), list(sizes)[-1]):
+            assert list(bb.records(chrom)) == []
+    finally:
+        bb.close()
+
+
+def test_bigbed_with_records_is_pybigtools_file(tmp_path):
+    """With records the writer is pybigtools, unchanged: the same bytes as pybigtools writes itself."""
+    sizes = {"chr2": 1000, "chr10": 500}
+    rows = [
+        ("chr2", 10, 30, "CTCF\t1000\t.\t10\t30\t255,0,0"),
+        ("chr10", 5, 20, "X\t0\t+\t5\t20\t0"),
+    ]
+    df = pd.DataFrame(
+        [(c, s, e, *r.split("\t")) for c, s, e, r in rows],
+        columns=["chrom", "start", "end", "name", "score", "strand", "thickStart", "thickEnd"]
+        + ["itemRgb"],
+    )
+    ours = tmp_path / "ours.bb"
+    write_bigbed(ours, sizes, df)
+    direct = tmp_path / "direct.bb"
+    entries = [rows[0], rows[1]]  # write_bigbed sorts by genome order: chr2 before chr10
+    pybigtools.open(str(direct), "w").write(sizes, iter(entries), autosql=BED9_AUTOSQL)
+    assert ours.read_bytes() == direct.read_bytes()
+    bb = pyBigWig.open(str(ours))
+    try:
+        assert bb.entries("chr2", 0, 1000) == [(10, 30, rows[0][3])]
+    finally:
+        bb.close()

@@ -372,18 +372,6 @@ def test_every_declared_output_exists_and_is_valid(local_run):
     assert "igv" in html  # the embedded genome browser
 
 
-def test_snakemake_report(local_run):
-    """``snakemake --report`` gathers the outputs marked for the report with their captions."""
-    result = snakemake(
-        local_run, "--report", str(local_run / "snakemake_report.zip"), config=tiny()
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with zipfile.ZipFile(local_run / "snakemake_report.zip") as archive:
-        names = archive.namelist()
-    assert any(n.endswith("report.html") for n in names)
-    assert any(n.endswith("comparison.tsv") for n in names)
-
-
 def test_relevance_is_higher_at_planted_sites(local_run):
     """Per base, the projected relevance inside planted sites beats the background on the held-out chromosome."""
     import pyBigWig

@@ -27,7 +27,8 @@ import pandas as pd
 from lrp.core.atomic import atomic_open
 from lrp.core.errors import PlrpError, input_error
 from lrp.evaluation import metrics as M
-from lrp.motifs.seqlets import project
+
+# lrp.motifs.seqlets (numba) is imported where the relevance is projected: `--compare` runs without it
 
 log = logging.getLogger("plrp")
 
@@ -115,6 +116,8 @@ def evaluate_method(
     Memory is bounded: every metric reads the store a block of rows at a time, the pooled per-position
     precision-recall curve in a few passes (:func:`lrp.evaluation.metrics.pooled_pr`).
     """
+    from lrp.motifs.seqlets import project
+
     index = np.asarray(store.index, dtype=np.int64)
     windows = regions.iloc[index].reset_index(drop=True)
 
@@ -288,6 +291,8 @@ def method_faithfulness(f, store, faith_kwargs):
     with ``faith_kwargs["baseline"]`` (a :func:`read_faith_baseline` of the same windows) only the
     relevance-ordered curve runs; else the whole :func:`lrp.evaluation.metrics.faithfulness`. Only
     those rows are read."""
+    from lrp.motifs.seqlets import project
+
     kw = dict(faith_kwargs or {})
     baseline = kw.pop("baseline", None)
     rows = M.evenly_spaced(len(store.index), kw.pop("max_windows", None))

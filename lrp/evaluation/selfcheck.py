@@ -21,9 +21,10 @@ method's gathered relevance as ``plrp evaluate`` does, and :func:`fields` gives 
 
 import numpy as np
 
-from lrp.engine.target import is_signed
 from lrp.evaluation.metrics import _background, auprc, evenly_spaced, perturbation_curve
-from lrp.motifs.seqlets import project
+
+# torch (lrp.engine.target) and numba (lrp.motifs.seqlets) are imported where used: `plrp evaluate --help`
+# and `plrp evaluate --compare` read this module's defaults without either
 
 #: the z of the two-sided 95% normal interval
 Z95 = 1.96
@@ -57,12 +58,15 @@ def deletion_gain(f, x, scores, n_steps=10, max_fraction=0.2, n_random=2, seed=0
     N, _, L = x.shape
     fractions = np.linspace(0, max_fraction, n_steps + 1)
     bg = _background(x, "shuffle", rng)
+    # f of the intact windows (the curves' first point, the same for every order) is computed once
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
+    curve = perturbation_curve(f, x, order, fractions, bg)
+    f0 = curve[:, :1]
 
     def aopc(order):
-        curve = perturbation_curve(f, x, order, fractions, bg)
-        return (curve[:, :1] - curve)[:, 1:].mean(1)
+        return (f0 - perturbation_curve(f, x, order, fractions[1:], bg)).mean(1)
 
-    relevance = aopc(np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable"))
+    relevance = (f0 - curve[:, 1:]).mean(1)
     random = np.mean([aopc(np.argsort(rng.random((N, L)), axis=1)) for _ in range(n_random)], 0)
     return relevance - random
 
@@ -205,6 +209,8 @@ def check_store(
     """
     tests = {}
     if f is not None:
+        from lrp.motifs.seqlets import project
+
         rows = evenly_spaced(len(store), max_windows)
         x = np.asarray(store.ohe[rows], dtype=np.float32)
         scores = project(store.relevance[rows])
@@ -234,6 +240,8 @@ def advice(failed, method=None, rules=None, target=None):
     ``worse`` or ``no-better``), or a list of test names (taken as ``worse``); ``method``, ``rules``,
     ``target``: as for :func:`selfcheck`.
     """
+    from lrp.engine.target import is_signed
+
     if not isinstance(failed, dict):
         failed = dict.fromkeys(failed, "worse")
     label = {"deletion": "deleting its top positions", "sites": "its AUPRC on known sites"}

@@ -10,6 +10,7 @@ run-length-encoded intervals, so peak memory does not grow with the genome.
 
 import itertools
 import logging
+import struct
 
 import numpy as np
 import pandas as pd
@@ -205,7 +206,8 @@ def write_bigwig(path, chrom_sizes, regions, values):
 def write_bigbed(path, chrom_sizes, bed_df):
     """Write a BED9 DataFrame (chrom, start, end, name, score, strand, thickStart, thickEnd, itemRgb) as
     a bigBed with a bed9 autoSql, atomically. Missing optional columns get BED defaults; rows are sorted
-    by chromosome (genome order) and start; scores are clipped to 0-1000."""
+    by chromosome (genome order) and start; scores are clipped to 0-1000. With no rows (a method with
+    zero calls) the file is written by :func:`_empty_bigbed`: pybigtools 0.3 writes all zero bytes then."""
     import pybigtools
 
     df = bed_df.copy()
@@ -248,8 +250,110 @@ def write_bigbed(path, chrom_sizes, bed_df):
     with atomic_path(path) as tmp:
         if tmp.suffix not in (".bb", ".bigBed"):
             raise PlrpError(f"{path}: a bigBed path must end in .bb or .bigBed")
-        writer = pybigtools.open(str(tmp), "w")
-        writer.write({c: int(n) for c, n in chrom_sizes.items()}, entries, autosql=BED9_AUTOSQL)
+        sizes = {str(c): int(n) for c, n in chrom_sizes.items()}
+        if df.empty:  # pybigtools 0.3 writes all zero bytes for no records
+            tmp.write_bytes(_empty_bigbed(sizes, BED9_AUTOSQL, fields=9))
+        else:
+            pybigtools.open(str(tmp), "w").write(sizes, entries, autosql=BED9_AUTOSQL)
+
+
+BIGBED_MAGIC = 0x8789F2EB
+_BPT_MAGIC = 0x78CA8C91  # chromosome B+ tree
+_CIRTREE_MAGIC = 0x2468ACE0  # R-tree index
+_BLOCK_SIZE = 256  # items per B+ tree node and R-tree node, as UCSC's bedToBigBed
+_ITEMS_PER_SLOT = 512
+
+
+def _chrom_tree(chrom_sizes, base):
+    """The chromosome B+ tree of a bbi file (UCSC ``bptFileBulkIndexToOpenFile``), to be written at file
+    offset ``base`` (child offsets are absolute) -> bytes.
+
+    Keys are the names, zero-padded to the longest, sorted bytewise; chromosome ids follow that order;
+    values are ``(id uint32, size uint32)``. Nodes hold up to ``min(256, n)`` items and are padded to
+    full size, so the offsets of child nodes follow from the level sizes."""
+    keys = sorted(c.encode() for c in chrom_sizes)
+    sizes = {c.encode(): n for c, n in chrom_sizes.items()}
+    n = len(keys)
+    block = max(1, min(_BLOCK_SIZE, n))
+    key_size = max([len(k) for k in keys] + [1])
+    out = bytearray(struct.pack("<IIIIQQ", _BPT_MAGIC, block, key_size, 8, n, 0))
+    levels = 1
+    count = n
+    while count > block:
+        count = (count + block - 1) // block
+        levels += 1
+    node_bytes = 4 + block * (key_size + 8)  # leaf (key, id, size) and index (key, offset) alike
+    offset = base + len(out)
+    for level in range(levels - 1, 0, -1):  # non-leaf levels, root first
+        slot = block**level  # items under one slot of a node at this level
+        per_node = slot * block
+        nodes = (n + per_node - 1) // per_node
+        child = offset + nodes * node_bytes
+        for i in range(0, n, per_node):
+            idx = list(range(i, min(i + per_node, n), slot))
+            out += struct.pack("<BBH", 0, 0, len(idx))
+            for j in idx:
+                out += keys[j].ljust(key_size, b"\0") + struct.pack("<Q", child)
+                child += node_bytes
+            out += bytes((block - len(idx)) * (key_size + 8))
+        offset += nodes * node_bytes
+    for i in range(0, max(n, 1), block):  # leaves (one empty leaf for no chromosomes)
+        idx = range(i, min(i + block, n))
+        out += struct.pack("<BBH", 1, 0, len(idx))
+        for j in idx:
+            out += keys[j].ljust(key_size, b"\0") + struct.pack("<II", j, sizes[keys[j]])
+        out += bytes((block - len(idx)) * (key_size + 8))
+    return bytes(out)
+
+
+def _empty_bigbed(chrom_sizes, autosql, fields):
+    """A valid bigBed (UCSC bbi format, version 4) with no records -> bytes.
+
+    Layout: the 64-byte header, no zoom levels, the autoSql (NUL-terminated), the total summary (all
+    zero), the chromosome B+ tree holding every chromosome of ``chrom_sizes``, the data count 0 (uint64),
+    an R-tree index of zero items (its header and one empty leaf as the root node), and the magic again
+    at the end. pyBigWig (libBigWig), pybigtools and igv.js read it as a bigBed without items."""
+    header_size, summary_size = 64, 40
+    autosql_bytes = autosql.encode() + b"\0"
+    autosql_offset = header_size
+    summary_offset = autosql_offset + len(autosql_bytes)
+    chrom_offset = summary_offset + summary_size
+    tree = _chrom_tree(chrom_sizes, chrom_offset)
+    data_offset = chrom_offset + len(tree)
+    index_offset = data_offset + 8
+    header = struct.pack(
+        "<IHHQQQHHQQIQ",
+        BIGBED_MAGIC,
+        4,  # version
+        0,  # zoom levels
+        chrom_offset,
+        data_offset,
+        index_offset,
+        fields,  # fieldCount
+        fields,  # definedFieldCount
+        autosql_offset,
+        summary_offset,
+        0,  # uncompressBufSize: 0 = blocks not compressed
+        0,  # extension offset: none
+    )
+    summary = struct.pack("<Qdddd", 0, 0.0, 0.0, 0.0, 0.0)
+    data = struct.pack("<Q", 0)
+    index = struct.pack(
+        "<IIQIIIIQII",
+        _CIRTREE_MAGIC,
+        _BLOCK_SIZE,
+        0,  # items
+        0,  # startChromIx
+        0,  # startBase
+        0,  # endChromIx
+        0,  # endBase
+        index_offset,  # endFileOffset: end of the data
+        _ITEMS_PER_SLOT,
+        0,
+    ) + struct.pack("<BBH", 1, 0, 0)  # root: an empty leaf
+    out = header + autosql_bytes + summary + tree + data + index + struct.pack("<I", BIGBED_MAGIC)
+    assert len(header) == header_size and len(summary) == summary_size
+    return out
 
 
 def read_bigwig_values(path, chrom, start, end):

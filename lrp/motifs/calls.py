@@ -3,12 +3,15 @@
 CLI::
 
     plrp call-motifs --relevance R.npz --regions regions.bed --motif-db db.meme --fasta genome.fa \\
-        --out-bed calls.bed --out-tsv calls.tsv --out-bigbed calls.bb [--fdr 0.05 --max-q 0.05]
+        --out-bed calls.bed --out-tsv calls.tsv --out-bigbed calls.bb \\
+        --null-relevance null_relevance.npz [--fdr 0.05 --max-q 0.05]
 
 Seqlets: the recursive caller proposes spans (:func:`lrp.motifs.seqlets.call_seqlets`, its ``threshold`` a rank
-score) and :func:`lrp.motifs.null.filter_seqlets` keeps those that pass a Laplace null fitted to the method's own
-window sums at the target FDR ``fdr``: one error rate for every method. The derived threshold is logged and
-written per call (``null_threshold``, with the tested ``window_score``).
+score) and :func:`lrp.motifs.null.filter_seqlets` keeps those that pass a null at the target FDR ``fdr``: one
+error rate for every method. The null is the method's own relevance on dinucleotide-shuffled windows
+(``null="shuffled"``, the default; ``plrp null-relevance`` computes it) or a Laplace fitted to its window sums
+(``null="laplace"``). The derived threshold is logged and written per call (``null_threshold``, with the
+tested ``window_score``).
 
 TOMTOM query: the **one-hot sequence of the seqlet span**, as tangermeme's ``annotate_seqlets`` does, not the
 relevance-weighted CWM. memelite's TOMTOM scores a column pair by minus their Euclidean distance, so the query
@@ -308,6 +311,8 @@ def call_motifs(
     negative=_SEQLET["negative"],
     fdr=N.FDR,
     width=N.WIDTH,
+    null=N.NULL,
+    null_scores=None,
     max_q=0.05,
     max_seqlets=_SEQLET["max_seqlets"],
     tmpdir=None,
@@ -329,6 +334,12 @@ def call_motifs(
         The seqlet caller's settings (:func:`lrp.motifs.seqlets.call_seqlets`, whose defaults these are).
     fdr, width : float, int
         The null's target FDR and window width (:func:`lrp.motifs.null.filter_seqlets`; ``fdr >= 1``: off).
+    null : str
+        ``shuffled`` (test against ``null_scores``) or ``laplace`` (a null fitted to the method's own
+        scores), :data:`lrp.motifs.null.NULLS`.
+    null_scores : ndarray (n, L) or None
+        The shuffled null: the method's projected relevance on dinucleotide-shuffled windows
+        (:func:`lrp.motifs.null.read_null_relevance`); needed when ``null`` is ``shuffled`` and ``fdr < 1``.
     max_q : float
         A call is named after its best database match when TOMTOM's q <= this, else ``unknown``.
     tmpdir : str or None
@@ -339,6 +350,10 @@ def call_motifs(
         Call only in windows whose explained output ``f_t(x)`` is at least this, e.g. 0 for a logit: the
         windows the model predicts as bound, as one runs modisco on peaks.
     """
+    if null not in N.NULLS:
+        raise ValueError(f"null must be one of {', '.join(N.NULLS)}; got {null!r}")
+    if null == "shuffled" and fdr < 1 and null_scores is None:
+        raise ValueError("the shuffled null needs null_scores (plrp null-relevance), or fdr >= 1")
     scores = ProjectedRows(store.relevance, store.chunk_rows())
     seqlets = call_seqlets(
         scores,
@@ -351,7 +366,8 @@ def call_motifs(
         trim=trim,
         merge_gap=merge_gap,
     )
-    seqlets, _ = N.filter_seqlets(scores, seqlets, fdr=fdr, width=width)
+    shuffled = null_scores if null == "shuffled" else None
+    seqlets, _ = N.filter_seqlets(scores, seqlets, fdr=fdr, width=width, null_scores=shuffled)
     if min_target is not None:
         keep = np.asarray(store.target)[seqlets["example_idx"].to_numpy()] >= min_target
         seqlets = seqlets[keep].reset_index(drop=True)

@@ -14,6 +14,7 @@ order as tangermeme 1.6's ``_recursive_seqlet_null``) and the calls are decoded 
 tangermeme's decoder.
 """
 
+import functools
 import logging
 
 import numba
@@ -174,11 +175,22 @@ class _Sign:
         self.counts = c if self.counts is None else self.counts + c
 
 
-def _decode(state, block, rcdfs, threshold, min_len, max_len, flank, n_bins):
-    """tangermeme's decoder on one block against the null of all blocks -> its five field arrays."""
+@functools.cache
+def _tangermeme_decoder():
+    """tangermeme's seqlet decoder, compiled with numba's on-disk cache.
+
+    tangermeme compiles it with a plain ``@numba.njit``: about 13 s of CPU in every process that calls
+    seqlets (every ``plrp call-motifs`` job). This is the same Python function, compiled once per
+    environment and loaded from the cache afterwards (0.03 s).
+    """
     from tangermeme.seqlet import _recursive_seqlet_decode_fields
 
-    return _recursive_seqlet_decode_fields(
+    return numba.njit(cache=True)(_recursive_seqlet_decode_fields.py_func)
+
+
+def _decode(state, block, rcdfs, threshold, min_len, max_len, flank, n_bins):
+    """tangermeme's decoder on one block against the null of all blocks -> its five field arrays."""
+    return _tangermeme_decoder()(
         state.x32(block),
         rcdfs,
         state.min32,

@@ -26,12 +26,12 @@ import numpy as np
 
 from lrp.core.atomic import atomic_open, atomic_path
 from lrp.core.errors import input_error
+from lrp.genomics.tracks import BIGBED_MAGIC
 from lrp.report.colours import lighter, method_colour, tf_colour
 
 log = logging.getLogger("plrp")
 
 BIGWIG_MAGIC = 0x888FFC26
-BIGBED_MAGIC = 0x8789F2EB
 
 
 #: file stems that say nothing about the track: such a file is named by its folder
@@ -117,20 +117,26 @@ def bigbed_records(path):
         bb.close()
 
 
-def default_locus(bigbeds, sizes, width=2000):
-    """``chrom:start-end`` (1-based) around the highest-scoring call, else the first ``width`` bp."""
+def default_locus(bigbeds, sizes, width=2000, known=None):
+    """``chrom:start-end`` (1-based), ``width`` bp around the highest-scoring call; with no call (every
+    method called nothing) around the first known site in genome order (``known``: a frame with chrom,
+    start, end, or None), else the first ``width`` bp of the first chromosome."""
     best = None
     for _, path in bigbeds:
         for chrom, start, end, fields in bigbed_records(path):
             score = float(fields[1]) if len(fields) > 1 else 0.0
             if best is None or score > best[0]:
                 best = (score, chrom, start, end)
+    if best is None and known is not None and len(known):
+        rank = {c: i for i, c in enumerate(sizes)}
+        first = known.iloc[np.lexsort((known["start"], known["chrom"].map(rank)))].iloc[0]
+        best = (0.0, first["chrom"], int(first["start"]), int(first["end"]))
     if best is None:
         chrom = next(iter(sizes))
         return f"{chrom}:1-{min(width, sizes[chrom])}"
     _, chrom, start, end = best
     mid = (start + end) // 2
-    lo = max(0, mid - width // 2)
+    lo = max(0, min(mid - width // 2, sizes[chrom] - width))
     return f"{chrom}:{lo + 1}-{min(sizes[chrom], lo + width)}"
 
 
@@ -397,7 +403,7 @@ def write_hub(
         known_sites_bigbed(known_sites, sizes, known)
         written.append(known)
     limits = {n: robust_limit(p, percentile) for n, p in bigwigs}
-    locus = default_locus(bigbeds, sizes)
+    locus = default_locus(bigbeds, sizes, known=known_sites)
     genome_lines = {"genome": genome, "trackDb": f"{genome}/trackDb.txt"}
     if not assembly:
         from lrp.genomics.twobit import write_2bit

@@ -57,8 +57,17 @@ def merge_intervals(df, gap=0):
     return pd.concat(out, ignore_index=True)
 
 
+def _no_features(path):
+    """True when a BED holds only blank, comment, ``track`` and ``browser`` lines."""
+    from lrp.genomics.regions import SKIP_PREFIXES
+
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return all(not line.strip() or line.startswith(SKIP_PREFIXES) for line in handle)
+
+
 def read_features(path, sizes):
-    """A BED (3-9 columns) or bigBed -> DataFrame chrom, start, end, name, score, strand, itemRgb."""
+    """A BED (3-9 columns) or bigBed -> DataFrame chrom, start, end, name, score, strand, itemRgb; no rows
+    for a bigBed without records or a BED without features (a method with zero calls)."""
     path = Path(path)
     if not path.is_file():
         raise input_error(path, None, "track file not found", "run the step that makes it first")
@@ -71,6 +80,8 @@ def read_features(path, sizes):
         cols = ["chrom", "start", "end", "name", "score", "strand", "thickStart", "thickEnd"]
         width = max((len(r) for r in rows), default=3)
         df = pd.DataFrame(rows, columns=(cols + ["itemRgb"])[:width])
+    elif _no_features(path):  # e.g. the calls.bed of a method with no calls: only its track line
+        df = pd.DataFrame({"chrom": [], "start": [], "end": []})
     else:
         from lrp.genomics.regions import read_bed
 

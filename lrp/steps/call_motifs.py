@@ -18,6 +18,7 @@ from lrp.motifs.calls import (
     write_tsv,
 )
 from lrp.motifs.database import load_motif_db
+from lrp.motifs.null import NULLS, read_null_relevance
 from lrp.report.colours import tf_colour
 from lrp.steps.cli import default
 
@@ -46,7 +47,19 @@ def arguments(parser):
         "--fdr",
         type=float,
         default=fdr,
-        help=f"target FDR of the calls under the method's own Laplace null (>= 1: off; default {fdr:g})",
+        help=f"target FDR of the calls under the null (>= 1: off, no null needed; default {fdr:g})",
+    )
+    null = default(call_motifs, "null")
+    parser.add_argument(
+        "--null-kind",
+        choices=NULLS,
+        default=null,
+        help="shuffled: the method's relevance on dinucleotide-shuffled windows (--null-relevance); "
+        f"laplace: a Laplace null fitted to the method's own window sums (default {null})",
+    )
+    parser.add_argument(
+        "--null-relevance",
+        help="the shuffled null: plrp null-relevance's .npz for this method (needed with --null-kind shuffled)",
     )
     parser.add_argument(
         "--width",
@@ -120,6 +133,16 @@ def main(args):
             f"contig {unknown[0]!r} is not in the FASTA",
             "use the region table made from this genome",
         )
+    null_scores = None
+    if args.null_kind == "shuffled" and args.fdr < 1:
+        if not args.null_relevance:
+            raise input_error(
+                args.relevance,
+                None,
+                f"calls at FDR {args.fdr:g} under the shuffled null need the method's null relevance",
+                "pass --null-relevance (plrp null-relevance), or --null-kind laplace, or --fdr 1 (no filter)",
+            )
+        null_scores = read_null_relevance(args.null_relevance, store.length)
     db = load_motif_db(args.motif_db)
     out = Path(args.out_tsv).parent
     out.mkdir(parents=True, exist_ok=True)
@@ -139,6 +162,8 @@ def main(args):
             negative=not args.no_negative,
             fdr=args.fdr,
             width=args.width,
+            null=args.null_kind,
+            null_scores=null_scores,
             max_q=args.max_q,
             max_seqlets=args.max_seqlets,
             tmpdir=tmp,

@@ -39,6 +39,9 @@ def arguments(parser):
     parser.add_argument(
         "--pool", type=int, default=POOL, help="evenly spaced regions they are taken from"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
+    )
     parser.add_argument("--out", required=True, help="JSON of the resolved parameters")
 
 
@@ -79,6 +82,10 @@ def main(args):
     from lrp.engine.scoring import target_function
 
     get_method(args.method)
+    if args.threads:  # the job's CPUs (SLURM: set-threads), as plrp attribute
+        import torch
+
+        torch.set_num_threads(args.threads)
     target = json_option(args.target, "--target")
     params = check_params(args.method, json_option(args.method_params, "--method-params"))
     model = load_model_of(args)

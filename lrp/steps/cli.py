@@ -30,6 +30,7 @@ COMMANDS = {
     "bigwig": "write the projected relevance of one method as a bigWig",
     "select-windows": "choose the windows genome-wide mode keeps arrays of (peaks or predicted bound)",
     "faithfulness-baseline": "the random-order deletion curves shared by every method's evaluate",
+    "null-relevance": "explain dinucleotide-shuffled windows with one method: the null of the motif calls",
     "call-motifs": "call seqlets, annotate them with TOMTOM and write BED/TSV/bigBed",
     "motifs": "aggregate seqlets into motifs, write MEME and their database matches",
     "logos": "draw motif, site and example-window logos",

@@ -10,16 +10,10 @@ import numpy as np
 from lrp.core.errors import PlrpError
 from lrp.engine.methods import METHODS, layered
 from lrp.evaluation import metrics, selfcheck
-from lrp.evaluation.evaluate import (
-    compare,
-    evaluate_method,
-    method_p_pos,
-    model_fn,
-    plot_family,
-    write_method,
-)
-from lrp.report.comparison import plot_comparison
 from lrp.steps.cli import default, json_option, model_arguments
+
+# lrp.evaluation.evaluate (pandas) and lrp.report.comparison (matplotlib) are imported in main: the
+# options need only the defaults of metrics and selfcheck (numpy), so `plrp evaluate --help` starts fast
 
 log = logging.getLogger("plrp")
 
@@ -109,7 +103,18 @@ def arguments(parser):
 
 
 def main(args):
+    from lrp.evaluation.evaluate import (
+        compare,
+        evaluate_method,
+        method_p_pos,
+        model_fn,
+        plot_family,
+        write_method,
+    )
+
     if args.compare:
+        from lrp.report.comparison import plot_comparison
+
         docs, table = compare(args.compare, args.out_json, args.out_tsv)
         if args.plots_dir:
             plot_comparison(docs, table, args.plots_dir)

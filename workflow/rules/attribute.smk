@@ -64,7 +64,7 @@ rule choose_params:
         seed=config["seed"],
     shell:
         "plrp choose-params --fasta {input.fasta} --regions {input.regions} {params.model}"
-        " {params.method} --batch-size {params.batch_size} --device {params.device}"
+        " {params.method} --batch-size {params.batch_size} --device {params.device} --threads {threads}"
         " --seed {params.seed} --out {output} --log {log} 2>>{log}"
 
 

@@ -240,13 +240,45 @@ def options(section, skip=(), negate=()):
 
 SIMULATE_FLAGS = options("simulate", negate=("isochores",))
 TRAIN_FLAGS = options("train", skip=("step",))
-CALLS_FLAGS = options("calls", negate=("negative",))
+CALLS_FLAGS = options("calls", negate=("negative",), skip=("null_windows",))
 MOTIFS_FLAGS = options("motifs")
 LOGOS_FLAGS = options("logos")
 EVALUATION_FLAGS = options("evaluation", skip=("faithfulness",))
 JASPAR_NAMES_FLAG = (
     " ".join(["--names"] + [q(n) for n in JASPAR["names"]]) if "names" in JASPAR else ""
 )
+
+
+# The shuffled null of the calls (lrp/motifs/null.py owns the defaults: null shuffled, fdr below 1): needed
+# unless the config switches it off with calls.null_kind: laplace or calls.fdr >= 1.
+SHUFFLED_NULL = (
+    config["calls"].get("null_kind") != "laplace" and config["calls"].get("fdr", 0) < 1
+)
+NULL_RELEVANCE = "results/{genome}/{model}/{method}/null_relevance.npz"
+
+
+def null_relevance_input(wildcards):
+    """The method's relevance on dinucleotide-shuffled windows (rule null_relevance), when the null is on."""
+    return [NULL_RELEVANCE.format(**wildcards)] if SHUFFLED_NULL else []
+
+
+def null_relevance_flag(wildcards):
+    """`` --null-relevance FILE`` of ``plrp call-motifs``, when the shuffled null is on."""
+    return (
+        f"--null-relevance {q(NULL_RELEVANCE.format(**wildcards))}"
+        if SHUFFLED_NULL
+        else ""
+    )
+
+
+def null_windows_flags(wildcards):
+    """``plrp null-relevance``'s sample: genome mode's selected windows, and ``calls.null_windows``."""
+    flags = []
+    if GENOME_WIDE:
+        flags.append(f"--selection {q(SELECTION.format(**wildcards))}")
+    if config["calls"].get("null_windows") is not None:
+        flags.append(f"--null-windows {q(config['calls']['null_windows'])}")
+    return " ".join(flags)
 
 
 def evaluate_model_flags(wildcards):

@@ -1,5 +1,41 @@
-# From relevance to motifs: seqlet calls annotated with the motif database (TOMTOM), motifs built from the
-# seqlets, and logos of motifs, sites and example windows.
+# From relevance to motifs: seqlet calls at one FDR (the null: each method's relevance on dinucleotide-shuffled
+# windows) annotated with the motif database (TOMTOM), motifs built from the seqlets, and logos of motifs, sites
+# and example windows.
+
+
+rule null_relevance:
+    input:
+        fasta=genome_fasta,
+        regions="results/{genome}/{model}/regions.bed",
+        model=model_files,
+        checked="results/{genome}/{model}/check.json",
+        resolved=resolved_params,
+        selection=selection_input,
+    output:
+        NULL_RELEVANCE,
+    log:
+        "logs/{genome}/{model}/{method}/null_relevance.log",
+    benchmark:
+        "logs/benchmarks/{genome}/{model}/{method}/null_relevance.tsv"
+    conda:
+        "../../envs/plrp.yaml"
+    threads: ATTRIBUTION["threads"]
+    resources:
+        gpu=GPUS_PER_SHARD,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        windows=null_windows_flags,
+        model=model_flags,
+        method=method_flags,
+        batch_size=ATTRIBUTION["batch_size"],
+        device=DEVICE,
+        seed=config["seed"],
+        strands="--reverse-complement" if ATTRIBUTION.get("reverse_complement") else "",
+    shell:
+        "plrp null-relevance --fasta {input.fasta} --regions {input.regions} {params.windows}"
+        " {params.model} {params.method} --batch-size {params.batch_size} --device {params.device}"
+        " --threads {threads} {params.strands} --seed {params.seed} --out {output} --log {log} 2>>{log}"
 
 
 rule call_motifs:
@@ -8,6 +44,7 @@ rule call_motifs:
         regions="results/{genome}/{model}/regions.bed",
         fasta=genome_fasta,
         database=MOTIF_DB,
+        null=null_relevance_input,
     output:
         bed=report(
             "results/{genome}/{model}/{method}/calls.bed",
@@ -30,9 +67,10 @@ rule call_motifs:
         runtime=30,
     params:
         options=CALLS_FLAGS,
+        null=null_relevance_flag,
     shell:
         "plrp call-motifs --relevance {input.relevance} --regions {input.regions}"
-        " --fasta {input.fasta} --motif-db {input.database} {params.options}"
+        " --fasta {input.fasta} --motif-db {input.database} {params.options} {params.null}"
         " --track-name {wildcards.method} --threads {threads} --out-bed {output.bed}"
         " --out-tsv {output.tsv} --out-bigbed {output.bigbed} --log {log} 2>>{log}"
 
