@@ -249,10 +249,11 @@ JASPAR_NAMES_FLAG = (
 )
 
 
-# The shuffled null of the calls (lrp/motifs/null.py owns the defaults: null shuffled, fdr below 1): needed
-# unless the config switches it off with calls.null_kind: laplace or calls.fdr >= 1.
+# The shuffled null of the calls (lrp/motifs/null.py owns the defaults, NULL_DEFAULTS of config.smk: null shuffled, fdr 1 = off): needed
+# when the config opts in with calls.fdr below 1, unless calls.null_kind is laplace.
 SHUFFLED_NULL = (
-    config["calls"].get("null_kind") != "laplace" and config["calls"].get("fdr", 0) < 1
+    config["calls"].get("null_kind", NULL_DEFAULTS.NULL) == "shuffled"
+    and config["calls"].get("fdr", NULL_DEFAULTS.FDR) < 1
 )
 NULL_RELEVANCE = "results/{genome}/{model}/{method}/null_relevance.npz"
 
