@@ -249,11 +249,11 @@ JASPAR_NAMES_FLAG = (
 )
 
 
-# The shuffled null of the calls (lrp/motifs/null.py owns the defaults, NULL_DEFAULTS of config.smk: null shuffled, fdr 1 = off): needed
+# The shuffled null of the calls (the defaults of lrp/motifs/null.py, NULL and FDR: null shuffled, fdr 1 = off; parsing imports no numba): needed
 # when the config opts in with calls.fdr below 1, unless calls.null_kind is laplace.
 SHUFFLED_NULL = (
-    config["calls"].get("null_kind", NULL_DEFAULTS.NULL) == "shuffled"
-    and config["calls"].get("fdr", NULL_DEFAULTS.FDR) < 1
+    config["calls"].get("null_kind", "shuffled") == "shuffled"
+    and config["calls"].get("fdr", 1.0) < 1
 )
 NULL_RELEVANCE = "results/{genome}/{model}/{method}/null_relevance.npz"
 

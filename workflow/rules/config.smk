@@ -20,7 +20,6 @@ from lrp.core.errors import PlrpError
 from lrp.engine.methods import METHODS as METHOD_TABLE
 from lrp.engine.methods import auto_keys
 from lrp.engine.methods import check_params, family_of
-from lrp.motifs import null as NULL_DEFAULTS
 
 SCHEMA = "../schemas/config.schema.yaml"
 # envs/plrp.post-deploy.sh installs the package from this checkout into the rules' conda environment
