@@ -65,6 +65,18 @@ class NarrowCNN(nn.Module):
         return self.linear(self.features(x).flatten(1))
 
 
+def fit_first_logit(model, x, y, steps=30, lr=0.01):
+    """Train ``model`` briefly (full-batch Adam) so its first logit separates ``y`` (0/1) on ``x`` (n, 4, L);
+    returns it in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def sequential_cnn(length=50, bias=True, seed=0):
     """A random :class:`SmallCNN` in eval mode."""
     torch.manual_seed(seed)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from models import fit_first_logit
 
 from lrp.core.errors import PlrpError
 from lrp.engine import auto
@@ -43,13 +44,7 @@ def data(tmp_path_factory):
     y = torch.as_tensor(labels, dtype=torch.float32)
     torch.manual_seed(0)
     model = build_model(**KWARGS, seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(30):
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
-        loss.backward()
-        opt.step()
-    model.eval()
+    fit_first_logit(model, x, y)
     torch.save(model.state_dict(), d / "model.pt")
     genome = "".join(seqs[:40])
     (d / "g.fa").write_text(

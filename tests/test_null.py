@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from models import fit_first_logit
 
 from lrp.core.errors import PlrpError
 from lrp.motifs import null as N
@@ -161,13 +162,7 @@ def trained(tmp_path_factory):
     x = torch.as_tensor(_ohe(seqs))
     y = torch.as_tensor([i % 2 for i in range(400)], dtype=torch.float32)
     model = build_model(**KWARGS, seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(30):
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
-        loss.backward()
-        opt.step()
-    model.eval()
+    fit_first_logit(model, x, y)
     d = tmp_path_factory.mktemp("null")
     torch.save(model.state_dict(), d / "model.pt")
     return d, model
