@@ -2,14 +2,18 @@
 
 Setups (each trained here, briefly, from a seed):
 
-- ``demo``: the demo CNN (global max pool), trained by :func:`lrp.demo.train.train` on a small
-  :func:`lrp.demo.simulate.simulate_to` genome; tiles of the held-out chromosome; target task 0 ("any").
+- ``demo``: the demo's BPNet-style model (:class:`lrp.demo.model.DemoBPNet`), trained by
+  :func:`lrp.demo.train.train` on a small :func:`lrp.demo.simulate.simulate_to` genome (simulated reads at
+  the planted sites); tiles of the held-out chromosome; its profile and counts heads
+  (:data:`lrp.demo.spec.TARGETS`).
 - ``bpnet``: bpnet-lite's BPNet (16 filters, 4 dilated residual layers; ``nn.ReLU`` modules, so
   tangermeme's DeepLIFT sees them: ``tests/models.py``'s BPNetLike uses functional ReLUs, which DeepLIFT
   treats as linear) with a profile head (target ``reduction: profile``) and a counts head; trained on
   windows with planted Spi1/CEBPB sites whose profile peaks at the sites.
 - ``expcnn``: a CNN with exponential first-layer activations (Koo & Ploenzke 2021), FOXA1/HNF4A presence.
-- ``grammar``: the demo CNN with mean pooling on a sparse grammar: positive windows hold a SOX2 site 3 bp
+- ``maxcnn``: the classifier CNN of :class:`lrp.demo.model.DemoCNN` (conv, batch norm, pooling, a dilated
+  residual block, global max pool), CTCF/REST presence.
+- ``grammar``: the classifier CNN with mean pooling on a sparse grammar: positive windows hold a SOX2 site 3 bp
   before a POU5F1 site (same strand) plus decoys; negative windows hold the same motifs unpaired. Only the
   pairs are ground truth.
 
@@ -49,7 +53,8 @@ from bpnetlite.bpnet import BPNet
 from lrp.attribution.attribute import reverse_complement_ohe
 from lrp.core.atomic import atomic_open
 from lrp.demo import simulate as S
-from lrp.demo.model import build_model
+from lrp.demo.model import build_bpnet, build_model
+from lrp.demo.spec import TARGETS as DEMO_TARGETS
 from lrp.demo.train import auroc, one_hot, read_fasta
 from lrp.demo.train import train as train_demo
 from lrp.engine import auto
@@ -158,20 +163,19 @@ def _minibatches(arrays, size, rng):
 
 # ------------------------------------------------------------------------------------------ setups
 def setup_demo(seed, work):
-    """The demo CNN trained by the demo's own functions; held-out tiles."""
-    S.simulate_to(work, seed=seed, chrom_lengths=(100_000,) * 3 + (80_000,))
+    """The demo's BPNet-style model (profile and counts heads) trained by the demo's own functions, on a
+    smaller genome than ``make demo``'s; held-out tiles."""
+    S.simulate_to(work, seed=seed, chrom_lengths=(150_000,) * 3 + (80_000,))
     train_demo(
         work / "genome.fa",
         work / "known_sites.bed",
         work / "model",
         seed=seed,
-        epochs=8,
-        windows_per_epoch=1600,
         threads=torch.get_num_threads(),
         progress=False,
     )
     meta = json.loads((work / "model/model.json").read_text())
-    model = build_model(**meta["kwargs"])
+    model = build_bpnet(**meta["kwargs"])
     model.load_state_dict(torch.load(work / "model/model_state.pt"))
     model.eval()
     genome = read_fasta(work / "genome.fa")
@@ -183,7 +187,7 @@ def setup_demo(seed, work):
     sites = pd.read_csv(work / "known_sites.bed", sep="\t", header=None).iloc[:, :4]
     sites.columns = ["chrom", "start", "end", "name"]
     mask = M.site_mask(windows, sites)
-    return model, x, {"any": ({"index": 0}, mask)}
+    return model, x, {head: (dict(DEMO_TARGETS[head]), mask) for head in DEMO_TARGETS}
 
 
 def setup_bpnet(seed, n_train=2400, length=200, trim=20):
@@ -323,6 +327,17 @@ def setup_grammar(seed, n_train=3000, length=200, gap=3):
     _fit(model, _bce, _minibatches([x, y], 64, np.random.default_rng(seed)), 10, 3e-3, seed)
     xe, _, truth = draw(N_EVAL)
     return model, xe, {"logit": (None, _mask(truth, N_EVAL, length))}
+
+
+def setup_maxcnn(seed, n_train=3000, length=200):
+    """The max-pooled classifier CNN (:class:`lrp.demo.model.DemoCNN`: conv, batch norm, pooling, a dilated
+    residual block, global max) on CTCF / REST presence."""
+    pl = Planter(["CTCF", "REST"], seed)
+    x, y, _ = _presence(pl, n_train, length, pl.names, 2)
+    model = build_model(n_tasks=1, length=length, filters=16, pool="max", seed=seed)
+    _fit(model, _bce, _minibatches([x, y], 64, np.random.default_rng(seed)), 8, 3e-3, seed)
+    xe, _, sites = _presence(pl, N_EVAL, length, pl.names, 2)
+    return model, xe, {"logit": (None, _mask(sites, N_EVAL, length))}
 
 
 def allow_exp():
@@ -480,6 +495,7 @@ SETUPS = {
     "bpnet": setup_bpnet,
     "expcnn": setup_expcnn,
     "grammar": setup_grammar,
+    "maxcnn": setup_maxcnn,
 }
 
 

@@ -52,7 +52,7 @@ def default_config():
 def tiny():
     """A tiny demo: a small simulated genome dense with sites, a short training, a few regions, two methods.
 
-    The training is the least that gives a model worth explaining (held-out AUROC of "any site" about 0.75).
+    The training is short: the demo model's predicted profile follows the simulated coverage only roughly.
     """
     return {
         "demo": True,

@@ -252,7 +252,7 @@ def test_lint_and_format():
 
 def test_parsing_needs_neither_the_installed_package_nor_torch(tmp_path):
     """The workflow parses where lrp is not installed and imports no torch: config.smk imports
-    lrp.engine.methods (standard library only) from the checkout, which Snakemake puts first on sys.path.
+    lrp.engine.methods, lrp.demo.spec and lrp.report.outputs (standard library only) from the checkout, which Snakemake puts first on sys.path.
     Python runs with -S, so the editable install's .pth file is not read."""
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     python = [sys.executable, "-S"]
@@ -284,6 +284,10 @@ def test_parsing_needs_neither_the_installed_package_nor_torch(tmp_path):
         "lrp.core.errors",
         "lrp.engine",
         "lrp.engine.methods",
+        "lrp.demo",
+        "lrp.demo.spec",
+        "lrp.report",
+        "lrp.report.outputs",
     }
 
 

@@ -61,8 +61,8 @@ def demo(tmp_path_factory):
     res = snakemake(work, "--cores", "2", *targets, config=reduced_demo(), timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     training = json.loads((work / "resources/demo/training.json").read_text())
-    # a model worth explaining: about 0.96 here, as on the shipped demo's 3x larger genome
-    assert training["auroc"]["any"] >= 0.85, training["auroc"]
+    # a model worth explaining: its predicted profile follows the simulated assay's expected coverage
+    assert training["heldout"]["profile_pearson_expected"] >= 0.8, training["heldout"]
     return work
 
 

@@ -140,3 +140,34 @@ def test_missing_inputs_one_line(tmp_path, capsys):
     )
     assert rc == 1
     assert "Fix:" in capsys.readouterr().err
+
+
+def test_shared_baseline_gives_the_per_method_numbers(run, tmp_path, capsys):
+    """``plrp faithfulness-baseline`` (windows from the FASTA) then ``plrp evaluate --faith-baseline``: the
+    faithfulness and the self-check are those computed in the method's own job; a baseline of other
+    self-check windows is refused, naming the file and the fix."""
+    s, out = run
+    root = out["lrp"].parent
+    base = tmp_path / "faithfulness_baseline.npz"
+    model = ["--model", str(root / "model.pt2"), "--target", '{"index": 0}']
+    faith = ["--faith-steps", "5", "--faith-max-windows", "20"]
+    argv = ["faithfulness-baseline", "--fasta", str(s["fasta"]), "--regions", str(s["regions"])]
+    assert main([*argv, *model, *faith, "--out", str(base)]) == 0
+    assert E.read_faith_baseline(base)["selfcheck"]["rows"].size == len(s["region_df"])
+    for method in ("lrp", "plrp_p0.5"):
+        argv = ["evaluate", "--relevance", str(s["relevance"][method]), "--method", method]
+        argv += ["--regions", str(s["regions"]), "--known-sites", str(s["known"])]
+        argv += ["--calls", str(out[method] / "calls.tsv"), *model, *faith]
+        argv += ["--faith-baseline", str(base)]
+        outs = ["--out-json", str(tmp_path / "m.json"), "--out-tsv", str(tmp_path / "m.tsv")]
+        assert main([*argv, *outs]) == 0
+        alone = json.loads((out[method] / "metrics.json").read_text())
+        shared = json.loads((tmp_path / "m.json").read_text())
+        assert shared["selfcheck"]["deletion"]["n_windows"] == len(s["region_df"])
+        assert shared["selfcheck"] == alone["selfcheck"]
+        assert shared["faithfulness"] == alone["faithfulness"]
+        assert shared["scalars"] == alone["scalars"]
+    capsys.readouterr()
+    assert main([*argv, "--selfcheck-windows", "10", *outs]) == 1
+    err = capsys.readouterr().err
+    assert f"{base}: the self-check's" in err and "Fix: rerun plrp faithfulness-baseline" in err

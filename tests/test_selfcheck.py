@@ -74,7 +74,11 @@ def test_flags_relevance_from_a_shuffled_model_and_passes_the_trained_one(traine
 
 
 def test_advice_names_cause_and_fix_for_every_family():
-    assert "rules: auto" in advice(["deletion"], "plrp-lambda", {"conv": "epsilon"})
+    assert "lower p_pos" in advice(["deletion"], "plrp-lambda", {"conv": "epsilon"})
+    # a method named by the user is judged by its kind: plrp-m-0.25 is pruned, not mis-targeted
+    named = advice(["deletion"], "plrp-m-0.25", None, {"reduction": "profile"}, kind="plrp-m")
+    assert named.startswith("plrp-m-0.25 is not better") and "lower p_pos" in named
+    assert "target" in advice(["deletion"], "plrp-m-0.25", None, {"reduction": "profile"})
     profile = advice(["sites"], "lrp", {"conv": "zplus"}, {"reduction": "profile"})
     assert "profile head" in profile and "conv: epsilon" in profile
     # the default composite on a profile target already has epsilon there: the advice is rules: auto

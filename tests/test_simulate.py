@@ -7,7 +7,16 @@ import numpy as np
 import pyfaidx
 import pytest
 
-from lrp.demo.simulate import DEFAULT_PAIRS, DEFAULT_TFS, genome_stats, simulate, simulate_to
+from lrp.demo.simulate import (
+    BACKGROUND_RATE,
+    DEFAULT_PAIRS,
+    DEFAULT_TFS,
+    SITE_STRENGTH,
+    expected_coverage,
+    genome_stats,
+    simulate,
+    simulate_to,
+)
 from lrp.motifs.database import read_meme, select_motifs
 from lrp.steps.cli import main
 
@@ -135,6 +144,28 @@ def test_density_and_empty_windows(sim):
                 s[0] == chrom and start <= s[1] and s[2] <= start + 1000 for s in sites
             )
     assert empty / tiles > 0.5
+
+
+def test_coverage_peaks_on_planted_sites(sim):
+    _, sites = sim
+    cover = expected_coverage(sites, dict(zip(("chr1", "chr2"), LENGTHS)))
+    assert [len(cover[c]) for c in ("chr1", "chr2")] == list(LENGTHS)
+    inside = np.zeros(sum(LENGTHS), bool)
+    offset = {"chr1": 0, "chr2": LENGTHS[0]}
+    for chrom, start, end, name, *_ in sites:
+        inside[offset[chrom] + start : offset[chrom] + end] = True
+        # the site's own footprint reaches its TF's strength at the centre (a neighbour's adds to it)
+        assert cover[chrom][start:end].max() >= BACKGROUND_RATE + 0.9 * SITE_STRENGTH[name], name
+    flat = np.concatenate([cover["chr1"], cover["chr2"]])
+    # every local maximum above background lies in a site, and far from sites the rate is the background
+    peaks = np.flatnonzero((flat[1:-1] > flat[:-2]) & (flat[1:-1] >= flat[2:])) + 1
+    peaks = peaks[flat[peaks] > 2 * BACKGROUND_RATE]
+    assert len(peaks) >= len(sites) // 2 and inside[peaks].all()
+    near = np.convolve(inside, np.ones(101), mode="same") > 0
+    np.testing.assert_allclose(flat[~near], BACKGROUND_RATE, rtol=1e-6)
+    # the strengths are of one order of magnitude: no motif dominates
+    strengths = [SITE_STRENGTH[s[3]] for s in sites]
+    assert max(strengths) / min(strengths) < 2
 
 
 def test_same_seed_same_bytes(sim, tmp_path):

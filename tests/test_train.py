@@ -1,4 +1,5 @@
-"""Demo training on a small simulated genome: labels, held-out AUROC, saved files, reproducibility."""
+"""Demo training on a small simulated genome: labels, the BPNet loss, held-out profile and counts metrics,
+saved files, reproducibility."""
 
 import hashlib
 import json
@@ -8,7 +9,8 @@ import pytest
 import torch
 
 from lrp.demo.simulate import simulate_to
-from lrp.demo.train import Labeller, one_hot, read_fasta, train
+from lrp.demo.spec import TARGETS as HEADS
+from lrp.demo.train import Labeller, bpnet_loss, one_hot, read_fasta, train
 from lrp.engine.model_io import check_model, load_model, model_outputs
 from lrp.steps.cli import main
 
@@ -38,9 +40,10 @@ def trained(genome, tmp_path_factory):
         out,
         seed=1,
         length=LENGTH,
-        epochs=2,
+        epochs=4,
         windows_per_epoch=2048,
         filters=16,
+        layers=4,
         threads=2,
         progress=False,
     )
@@ -70,19 +73,43 @@ def test_one_hot():
     assert x[:, 4].sum() == 0
 
 
+def test_bpnet_loss_is_least_at_the_observed_profile_and_counts():
+    rng = np.random.default_rng(0)
+    reads = torch.from_numpy(rng.poisson(2.0, (3, 50)).astype(np.float32))
+    exact = (torch.log(reads + 1e-6)[:, None], torch.log1p(reads.sum(-1, keepdim=True)))
+    profile, counts = bpnet_loss(exact, reads)
+    assert float(counts) < 1e-10
+    # the multinomial NLL: sum_j reads_j * -log(p_j), per window, averaged
+    p = reads / reads.sum(-1, keepdim=True)
+    want = -(reads * torch.log(p.clamp_min(1e-30))).sum(-1).mean()
+    assert float(profile) == pytest.approx(float(want), rel=1e-4)
+    for _ in range(5):
+        noise = torch.from_numpy(rng.normal(0, 0.5, (3, 1, 50)).astype(np.float32))
+        worse = bpnet_loss((exact[0] + noise, exact[1] + 0.3), reads)
+        assert float(worse[0]) > float(profile) and float(worse[1]) > float(counts)
+
+
 def test_training_outputs(trained, genome):
     out, summary = trained
     assert summary["test_chrom"] == "chr2" and summary["train_chroms"] == ["chr1"]
     meta = json.loads((out / "model.json").read_text())
-    assert meta["builder"] == "lrp.demo.model:build_model" and meta["alphabet"] == "ACGT"
-    assert meta["length"] == LENGTH and meta["task_names"][0] == "any"
-    assert meta["task_names"][1:] == sorted(["CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"])
+    assert meta["builder"] == "lrp.demo.model:build_bpnet" and meta["alphabet"] == "ACGT"
+    assert meta["length"] == LENGTH and meta["heads"] == HEADS
+    assert meta["kwargs"]["filters"] == 16 and meta["kwargs"]["layers"] == 4
     saved = json.loads((out / "training.json").read_text())
-    assert set(saved["auroc"]) == set(meta["task_names"]) and len(saved["losses"]) == 2
-    assert saved["seed"] == 1 and saved["seconds"] > 0
-    # held-out AUROC of task 0 above chance after a short training
-    assert summary["auroc"]["any"] > 0.6, summary["auroc"]
-    assert summary["test_positives"]["any"] > 10
+    assert saved == json.loads(json.dumps(summary))
+    assert len(saved["losses"]) == len(saved["profile_losses"]) == 4
+    assert saved["seed"] == 1 and saved["seconds"] > 0 and saved["counts_weight"] > 0
+    held = saved["heldout"]
+    tfs = sorted(["CTCF", "Nrf1", "Spi1", "TAL1::TCF3", "GATA1"])
+    assert set(held["profile_pearson_per_tf"]) == {"any", *tfs}
+    assert held["n_windows_with_site"] == summary["test_positives"]["any"] > 10
+    # after a short training the predicted profile follows the assay at the sites (about 0.5 here), and the
+    # counts head follows the windows' reads
+    assert held["profile_pearson_expected"] > 0.3, held
+    assert held["profile_pearson"] < held["profile_pearson_expected"]  # Poisson noise in the reads
+    assert held["counts_pearson"] > 0.15, held  # about 0.3 here; an untrained head gives about 0
+    assert held["profile_nll_per_read"] > 0
     # training runs with deterministic algorithms and hands the process back as it found it
     assert not torch.are_deterministic_algorithms_enabled()
 
@@ -92,37 +119,52 @@ def test_program_reproduces_state_dict_model(trained, genome):
     meta = json.loads((out / "model.json").read_text())
     program = load_model(out / "model.pt2")
     net = load_model(out / "model_state.pt", builder=meta["builder"], builder_kwargs=meta["kwargs"])
-    assert check_model(program, LENGTH) == [(2, 6)]
+    assert check_model(program, LENGTH) == [(2, 1, LENGTH), (2, 1)]
     seq = read_fasta(genome / "genome.fa")["chr2"]
     x = torch.from_numpy(np.stack([one_hot(seq[s : s + LENGTH]) for s in range(0, 20_000, 997)]))
     with torch.no_grad():
         a, b = model_outputs(program, x), model_outputs(net, x)
-    assert a.shape == (len(x), 6)
-    assert torch.equal(a, b)
+    assert isinstance(a, tuple) and len(a) == len(b) == 2
+    assert a[0].shape == (len(x), 1, LENGTH) and a[1].shape == (len(x), 1)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
     state = torch.load(out / "model_state.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
 
 def test_same_seed_same_bytes(genome, tmp_path):
+    options = {"length": LENGTH, "epochs": 1, "windows_per_epoch": 128, "filters": 8, "layers": 2}
+
+    def digests(name):
+        return {
+            f: hashlib.md5((tmp_path / name / f).read_bytes()).hexdigest()
+            for f in ("model.pt2", "model_state.pt", "model.json")
+        }
+
     def run(name, seed):
         train(
             genome / "genome.fa",
             genome / "known_sites.bed",
             tmp_path / name,
             seed=seed,
-            length=LENGTH,
-            epochs=1,
-            windows_per_epoch=128,
-            filters=8,
             progress=False,
+            **options,
         )
-        return {
-            f: hashlib.md5((tmp_path / name / f).read_bytes()).hexdigest()
-            for f in ("model.pt2", "model_state.pt", "model.json")
-        }
+        return digests(name)
 
-    a, b, c = run("a", 3), run("b", 3), run("c", 4)
-    assert a == b
+    a, c = run("a", 3), run("c", 4)
+    # the command line trains the same model from the same options
+    argv = [
+        "train",
+        "--fasta",
+        str(genome / "genome.fa"),
+        "--sites",
+        str(genome / "known_sites.bed"),
+    ]
+    argv += ["--out-dir", str(tmp_path / "b"), "--seed", "3"]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    assert main(argv) == 0
+    assert a == digests("b")
     assert a["model_state.pt"] != c["model_state.pt"]
 
 

@@ -1,8 +1,13 @@
-"""The demo CNN: a small, realistic genomic convolutional network over one-hot DNA.
+"""The demo models: small, realistic genomic convolutional networks over one-hot DNA ``(N, 4, L)`` (ACGT).
 
-Input ``(N, 4, L)`` one-hot in ACGT order; output ``(N, n_tasks)`` logits. Task 0 is "any planted site in the
-window", task t >= 1 is "the window holds a site of TF t". Layers are modules (``nn.ReLU``, not
-``torch.relu``) so hook-based methods (tangermeme's DeepLIFT) and the fx graph walk both see them.
+- ``DemoBPNet`` (:func:`build_bpnet`, the model ``plrp train`` trains): a BPNet-style network with a profile
+  head, ``(N, 1, L)`` logits of the per-base read distribution, and a counts head, ``(N, 1)`` predicted
+  ``log(1 + total reads)`` of the window.
+- ``DemoCNN`` (:func:`build_model`): a conv + pool classifier with ``(N, n_tasks)`` logits (task 0 "any planted
+  site in the window", task t >= 1 "the window holds a site of TF t"), max- or mean-pooled.
+
+Layers are modules (``nn.ReLU``, not ``torch.relu``) so hook-based methods (tangermeme's DeepLIFT) and the fx
+graph walk both see them.
 """
 
 import torch
@@ -92,4 +97,62 @@ def build_model(
         pool_size=pool_size,
         pool=pool,
         task_names=task_names,
+    )
+
+
+class DilatedLayer(nn.Module):
+    """One BPNet residual layer: ``x + relu(conv(x))``, a dilated convolution with same padding."""
+
+    def __init__(self, channels, dilation, kernel_size=3):
+        super().__init__()
+        self.conv = nn.Conv1d(
+            channels,
+            channels,
+            kernel_size,
+            dilation=dilation,
+            padding=dilation * (kernel_size // 2),
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        """(N, C, L) -> (N, C, L)."""
+        return x + self.relu(self.conv(x))
+
+
+class DemoBPNet(nn.Module):
+    """BPNet-style network (Avsec et al. 2021) without control tracks or cropping.
+
+    Conv1d(4->F, ``conv_kernel``) + ReLU, then ``layers`` residual layers ``x + relu(conv_d(x))`` (kernel 3,
+    dilation 2, 4, 8, ...), all with same padding; the profile head is Conv1d(F->1, ``profile_kernel``), the
+    counts head the mean over positions then Linear(F, 1). ``forward`` returns ``(profile (N, 1, L) logits,
+    counts (N, 1) log(1 + total reads))``.
+    """
+
+    def __init__(self, length=1000, filters=32, layers=6, conv_kernel=21, profile_kernel=25):
+        super().__init__()
+        if conv_kernel % 2 == 0 or profile_kernel % 2 == 0:
+            raise ValueError(f"kernel sizes must be odd, got {conv_kernel} and {profile_kernel}")
+        self.length = length
+        self.conv = nn.Conv1d(4, filters, conv_kernel, padding=conv_kernel // 2)
+        self.relu = nn.ReLU()
+        self.dilated = nn.Sequential(*(DilatedLayer(filters, 2 ** (i + 1)) for i in range(layers)))
+        self.profile = nn.Conv1d(filters, 1, profile_kernel, padding=profile_kernel // 2)
+        self.counts = nn.Linear(filters, 1)
+
+    def forward(self, x):
+        """(N, 4, L) one-hot -> (profile logits (N, 1, L), log counts (N, 1))."""
+        h = self.dilated(self.relu(self.conv(x)))
+        return self.profile(h), self.counts(h.mean(-1))
+
+
+def build_bpnet(length=1000, filters=32, layers=6, conv_kernel=21, profile_kernel=25, seed=None):
+    """Build the demo BPNet (random weights; ``seed`` makes them reproducible) -> ``DemoBPNet``."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return DemoBPNet(
+        length=length,
+        filters=filters,
+        layers=layers,
+        conv_kernel=conv_kernel,
+        profile_kernel=profile_kernel,
     )

@@ -10,6 +10,11 @@ each alone is common in any background and only the pair marks a planted site). 
 PWM score >= ``min_score`` (default 0.9: planted sites stand out from chance matches, which in this
 background occur at about 0.003 (CTCF) per kb at that score), on a random strand (a pair
 shares its strand). Same seed -> same bytes.
+
+Assay (:func:`expected_coverage`): a ChIP-nexus-like per-base coverage over the genome, the background rate
+``BACKGROUND_RATE`` plus, at each planted site, a Gaussian footprint (sd ``FOOTPRINT_SD`` bp) centred on the
+site whose height is the TF's ``SITE_STRENGTH`` (the two sites of a pair each add their own). Read counts are
+Poisson draws from it (the training draws them with its seed: :mod:`lrp.demo.train`).
 """
 
 import itertools
@@ -49,6 +54,21 @@ DEFAULT_TFS = ("CTCF", "NRF1", "REST", "ZNF143")
 DEFAULT_PAIRS = (("TAL1::TCF3", "GATA1", 7),)
 DEFAULT_LENGTHS = (300_000,) * 4
 MARGIN = 500  # bp at each chromosome end without sites
+#: expected reads per bp anywhere (the assay's background): 50 reads per kb
+BACKGROUND_RATE = 0.05
+#: expected reads per bp at the centre of a site, per TF (JASPAR names as in known_sites.bed; a TF not listed
+#: gets ``DEFAULT_SITE_STRENGTH``). All within a factor 1.6, so that no motif dominates the signal; a site's
+#: footprint holds about 2.5 sd x strength reads (45 at strength 3), about one background kb
+SITE_STRENGTH = {
+    "CTCF": 3.5,
+    "Nrf1": 3.0,
+    "REST": 3.0,
+    "ZNF143": 2.5,
+    "TAL1::TCF3": 2.2,
+    "GATA1": 2.2,
+}
+DEFAULT_SITE_STRENGTH = 3.0
+FOOTPRINT_SD = 6.0  # bp: the footprint's Gaussian, cut at 4 sd
 
 
 def transition_matrix(dinucleotide=HUMAN_DINUCLEOTIDE, gc_weight=1.0):
@@ -238,6 +258,24 @@ def simulate(
         "segments": segments,
         "pairs": pairs,
     }
+
+
+def expected_coverage(sites, chrom_sizes, background=BACKGROUND_RATE, sd=FOOTPRINT_SD):
+    """Expected reads per bp of the simulated assay -> {chrom: (size,) float64}.
+
+    ``sites``: rows (chrom, start, end, name, ...) as in known_sites.bed; ``chrom_sizes``: {chrom: bp}. Each
+    site adds ``SITE_STRENGTH[name] * exp(-(p - c)**2 / (2 sd**2))`` at positions ``p`` within 4 sd of its
+    centre ``c = (start + end - 1) / 2`` to the ``background`` rate.
+    """
+    cover = {c: np.full(int(n), float(background)) for c, n in chrom_sizes.items()}
+    half = int(np.ceil(4 * sd))
+    for chrom, start, end, name, *_ in sites:
+        centre = (start + end - 1) / 2
+        lo, hi = max(0, int(centre) - half), min(len(cover[chrom]), int(centre) + half + 2)
+        pos = np.arange(lo, hi)
+        strength = SITE_STRENGTH.get(name, DEFAULT_SITE_STRENGTH)
+        cover[chrom][lo:hi] += strength * np.exp(-((pos - centre) ** 2) / (2 * sd**2))
+    return cover
 
 
 def write_fasta(path, genome, width=60):

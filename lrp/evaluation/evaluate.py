@@ -257,11 +257,40 @@ def plot_family(method):
 
 
 # ------------------------------------------------------------------------ faithfulness shared by methods
-def write_faith_baseline(path, region_rows, baseline):
-    """Write a :func:`lrp.evaluation.metrics.faithfulness_baseline` (of the windows at region rows
-    ``region_rows``) as an npz atomically: what every method's ``plrp evaluate --faith-baseline`` reads."""
+#: the self-check's part of the shared baseline, stored as ``selfcheck_KEY``: the keys of
+#: :func:`lrp.evaluation.selfcheck.deletion_baseline` and ``rows`` (its windows' region rows)
+SELFCHECK_KEYS = (
+    "rows",
+    "fractions",
+    "f0",
+    "random_aopc",
+    "n_steps",
+    "max_fraction",
+    "n_random",
+    "seed",
+)
+
+
+def write_faith_baseline(path, region_rows, baseline, selfcheck=None):
+    """Write the random-order curves shared by every method's ``plrp evaluate --faith-baseline`` as one npz,
+    atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The npz.
+    region_rows : numpy.ndarray
+        (N,) int: the region rows of the windows of ``baseline``.
+    baseline : dict
+        :func:`lrp.evaluation.metrics.faithfulness_baseline` of those windows.
+    selfcheck : dict, optional
+        :func:`lrp.evaluation.selfcheck.deletion_baseline` of the self-check's windows, with ``rows``
+        (their region rows).
+    """
     params = {k: np.asarray(baseline[k]) for k in ("n_steps", "max_fraction", "background")}
     params.update({k: np.asarray(baseline[k]) for k in ("n_random", "seed")})
+    if selfcheck is not None:
+        params.update({f"selfcheck_{k}": np.asarray(selfcheck[k]) for k in SELFCHECK_KEYS})
     with atomic_open(path, "wb") as handle:
         np.savez(
             handle,
@@ -274,16 +303,28 @@ def write_faith_baseline(path, region_rows, baseline):
 
 
 def read_faith_baseline(path):
-    """The baseline dict of :func:`write_faith_baseline` (with ``rows``, the windows' region rows)."""
+    """The baseline dict of :func:`write_faith_baseline` (with ``rows``, the windows' region rows, and
+    ``path``); ``selfcheck``: its self-check part (a dict as ``write_faith_baseline`` takes it, with
+    ``path``), None where the file has none."""
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise input_error(path, None, f"not a faithfulness baseline ({err})", "rerun it") from None
-    for key in ("n_steps", "n_random", "seed"):
-        out[key] = int(out[key])
-    out["max_fraction"], out["background"] = float(out["max_fraction"]), str(out["background"])
+    check = {k: out.pop(f"selfcheck_{k}") for k in SELFCHECK_KEYS if f"selfcheck_{k}" in out}
+    out = _typed(out, path)
+    out["background"] = str(out["background"])
+    out["selfcheck"] = _typed(check, path) if check else None
     return out
+
+
+def _typed(part, path):
+    """A baseline part read from its npz: the parameters as Python numbers, and ``path``."""
+    for key in ("n_steps", "n_random", "seed"):
+        part[key] = int(part[key])
+    part["max_fraction"] = float(part["max_fraction"])
+    part["path"] = str(path)
+    return part
 
 
 def method_faithfulness(f, store, faith_kwargs):
@@ -307,8 +348,9 @@ def method_faithfulness(f, store, faith_kwargs):
         ]
         if differ or not np.array_equal(baseline["rows"], np.asarray(store.index)[rows]):
             raise PlrpError(
-                f"{store.path}: the faithfulness baseline was computed on other windows or with other"
-                f" {differ or 'rows'}. Fix: rerun the faithfulness baseline with the same options"
+                f"{baseline.get('path', 'the faithfulness baseline')}: computed on other windows or with"
+                f" other {differ or 'rows'} than {store.path}. Fix: rerun plrp faithfulness-baseline"
+                " with the same options"
             )
         fa = M.faithfulness_from_baseline(f, x, scores, baseline)
         f0 = baseline["f0"][:64]

@@ -381,24 +381,23 @@ def faithfulness_baseline(
 
     ``f (n, 4, L) -> (n,)``; ``x (N, 4, L)`` one-hot. The random orders and the background come from
     ``default_rng(seed)`` in the order :func:`faithfulness` draws them, so the numbers are the same as
-    computing them per method. Returns a dict: ``fractions`` ``(n_steps + 1,)``, ``f0`` ``(N,)`` (f of the
-    intact windows), ``random_drop`` ``(N, n_steps + 1)`` (mean over the ``n_random`` orders of
-    ``f(x) - f(x_k)``) and the parameters (``n_steps``, ``max_fraction``, ``background``, ``n_random``,
-    ``seed``).
+    computing them per method. ``f`` runs once on the intact windows and ``n_steps`` times per order.
+    Returns a dict: ``fractions`` ``(n_steps + 1,)``, ``f0`` ``(N,)`` (f of the intact windows),
+    ``random_drop`` ``(N, n_steps + 1)`` (mean over the ``n_random`` orders of ``f(x) - f(x_k)``) and the
+    parameters (``n_steps``, ``max_fraction``, ``background``, ``n_random``, ``seed``).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
     N, _, L = x.shape
     fractions = np.linspace(0, max_fraction, n_steps + 1)
     bg = _background(x, background, rng)
-    rnd, f0 = [], None
+    intact = np.broadcast_to(np.arange(L), (N, L))  # any order: fraction 0 deletes nothing
+    f0 = perturbation_curve(f, x, intact, fractions[:1], bg)[:, 0]
+    rnd = []
     for _ in range(n_random):
         r_order = np.argsort(rng.random((N, L)), axis=1)
-        c = perturbation_curve(f, x, r_order, fractions, bg)
-        f0 = c[:, 0]
-        rnd.append(c[:, :1] - c)
-    if f0 is None:  # no random order: f of the intact windows alone
-        f0 = perturbation_curve(f, x, np.zeros((N, L), np.int64), fractions[:1], bg)[:, 0]
+        c = perturbation_curve(f, x, r_order, fractions[1:], bg)
+        rnd.append(np.column_stack([np.zeros(N), f0[:, None] - c]))
     return {
         "fractions": fractions,
         "f0": f0,

@@ -17,7 +17,6 @@ tangermeme's decoder.
 import functools
 import logging
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -114,15 +113,26 @@ def _merge_close(df, scores, gap, max_len):
     return out
 
 
-@numba.njit(cache=True)
 def null_from_frequencies(f, max_len):
     """Tail probabilities of span sums of binned scores: ``rcdfs[k, i] = P(S >= i)`` for ``S`` the sum of
     ``k`` independent draws from the bin frequencies ``f (n_bins,)``; ``(max_len + 1, n_bins * max_len + 1)``.
 
     Each convolution output sums ``prev[i] * f[m - i]`` over ascending ``i`` from 0.0 and the tails are
     summed down from the top: the operations of tangermeme 1.6's ``_recursive_seqlet_null``, so the table is
-    the same bit for bit (its zero terms change no sum).
+    the same bit for bit (its zero terms change no sum). Compiled by numba (on-disk cache) at the first call.
     """
+    return _null_kernel()(f, max_len)
+
+
+@functools.cache
+def _null_kernel():
+    """:func:`_null_from_frequencies` compiled (numba is imported here: importing this module stays light)."""
+    import numba
+
+    return numba.njit(cache=True)(_null_from_frequencies)
+
+
+def _null_from_frequencies(f, max_len):
     n_bins = f.shape[0]
     scores = np.zeros((max_len + 1, n_bins * max_len))
     rcdfs = np.zeros((max_len + 1, n_bins * max_len + 1))
@@ -183,6 +193,7 @@ def _tangermeme_decoder():
     seqlets (every ``plrp call-motifs`` job). This is the same Python function, compiled once per
     environment and loaded from the cache afterwards (0.03 s).
     """
+    import numba
     from tangermeme.seqlet import _recursive_seqlet_decode_fields
 
     return numba.njit(cache=True)(_recursive_seqlet_decode_fields.py_func)

@@ -9,8 +9,7 @@ import pandas as pd
 
 from lrp.evaluation.evaluate import SCALARS
 from lrp.report.figures import save_figure
-
-PLOTS = ("metrics_vs_p", "pr_curves", "layer_sparsity", "faithfulness")
+from lrp.report.outputs import COMPARISON_PLOTS as PLOTS
 
 
 def _layer_value(doc, name):

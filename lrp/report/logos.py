@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from lrp.report.figures import save_figure
+from lrp.report.outputs import LOGO_FIGURES as FIGURES
 
 log = logging.getLogger("plrp")
 
-FIGURES = ("motifs", "sites", "examples")
 LOGOMAKER_MAX = (
     200  # bp; longer windows use tangermeme's plot_logo (drops letters under 2 % of the peak)
 )

@@ -61,6 +61,12 @@ def arguments(parser):
         required=False,
         help="model (.pt2, or a state dict with --builder): enables the faithfulness metric",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (0 = torch's default, every core); give the job's CPUs",
+    )
     faith = metrics.faithfulness
     parser.add_argument(
         "--faith-steps", type=int, default=default(faith, "n_steps"), help="deletion steps"
@@ -82,7 +88,8 @@ def arguments(parser):
     )
     parser.add_argument(
         "--faith-baseline",
-        help="faithfulness_baseline.npz (plrp faithfulness-baseline): the random-order curves, shared",
+        help="faithfulness_baseline.npz (plrp faithfulness-baseline): the random-order curves of the"
+        " faithfulness and the self-check, shared by every method (needs --model)",
     )
     parser.add_argument(
         "--selfcheck-windows",
@@ -161,8 +168,12 @@ def main(args):
         p_pos = fields["auto_p"]  # p_pos: auto plots at the mean of the per-layer p it chose
     p_pos = method_p_pos(method, p_pos, store.small.get("p_pos"))
     target = json_option(args.target, "--target")
-    f, faith = None, None
+    f, faith, shared = None, None, None
     if args.model:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         f = model_fn(
             args.model,
             target,
@@ -182,6 +193,12 @@ def main(args):
             from lrp.evaluation.evaluate import read_faith_baseline
 
             faith["baseline"] = read_faith_baseline(args.faith_baseline)
+            shared = faith["baseline"]["selfcheck"]
+            if shared is None:
+                raise PlrpError(
+                    f"{args.faith_baseline}: no self-check curves (written by an older plrp)."
+                    " Fix: rerun plrp faithfulness-baseline"
+                )
     result = evaluate_method(
         store,
         regions,
@@ -201,6 +218,8 @@ def main(args):
         target,
         args.selfcheck_windows,
         args.seed,
+        shared,
+        kind=family,
     )
     result["selfcheck"] = check
     result["scalars"].update(selfcheck.fields(check))

@@ -1,12 +1,13 @@
-"""``plrp faithfulness-baseline``: the random-order deletion curves of the faithfulness metric, once per
-genome and model (:func:`lrp.evaluation.metrics.faithfulness_baseline`); every method's ``plrp evaluate
---faith-baseline`` reads them and runs only its own relevance-ordered curve."""
+"""``plrp faithfulness-baseline``: the random-order deletion curves of the faithfulness metric
+(:func:`lrp.evaluation.metrics.faithfulness_baseline`) and of the self-check's deletion test
+(:func:`lrp.evaluation.selfcheck.deletion_baseline`), once per genome and model, in one npz; every
+method's ``plrp evaluate --faith-baseline`` reads them and runs only its own relevance-ordered curves."""
 
 import logging
 
 import numpy as np
 
-from lrp.evaluation import metrics
+from lrp.evaluation import metrics, selfcheck
 from lrp.evaluation.evaluate import model_fn, write_faith_baseline
 from lrp.evaluation.metrics import evenly_spaced
 from lrp.genomics.genome import fetch_one_hot, open_fasta
@@ -31,16 +32,36 @@ def arguments(parser):
         "--faith-background", default=default(faith, "background"), choices=("uniform", "shuffle")
     )
     parser.add_argument("--faith-max-windows", type=int, default=512)
+    parser.add_argument(
+        "--selfcheck-windows",
+        type=int,
+        default=default(selfcheck.check_store, "max_windows"),
+        help="the self-check's deletion test on at most this many windows (as plrp evaluate's)",
+    )
     parser.add_argument("--seed", type=int, default=default(faith, "seed"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (0 = torch's default, every core); give the job's CPUs",
+    )
     parser.add_argument("--out", required=True, help="faithfulness_baseline.npz")
 
 
 def main(args):
     regions = read_regions(args.regions, coords_only=True)
     stored = read_selection(args.selection) if args.selection else np.arange(len(regions))
-    rows = stored[evenly_spaced(len(stored), args.faith_max_windows)]  # as plrp evaluate picks them
+    # the windows as plrp evaluate picks them from the store, for the faithfulness and the self-check
+    rows = stored[evenly_spaced(len(stored), args.faith_max_windows)]
+    check_rows = stored[evenly_spaced(len(stored), args.selfcheck_windows)]
     length = int(regions["end"].iloc[0] - regions["start"].iloc[0]) if len(regions) else 0
-    x = fetch_one_hot(open_fasta(args.fasta), regions.iloc[rows], length)
+    fasta = open_fasta(args.fasta)
+    x = fetch_one_hot(fasta, regions.iloc[rows], length)
+    x_check = fetch_one_hot(fasta, regions.iloc[check_rows], length)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     f = model_fn(
         args.model,
         json_option(args.target, "--target"),
@@ -52,5 +73,11 @@ def main(args):
     base = metrics.faithfulness_baseline(
         f, x, args.faith_steps, args.faith_max_fraction, args.faith_background, seed=args.seed
     )
-    write_faith_baseline(args.out, rows, base)
-    log.info("faithfulness baseline: %d windows -> %s", len(rows), args.out)
+    check = {"rows": check_rows, **selfcheck.deletion_baseline(f, x_check, seed=args.seed)}
+    write_faith_baseline(args.out, rows, base, check)
+    log.info(
+        "faithfulness baseline: %d windows, self-check %d windows -> %s",
+        len(rows),
+        len(check_rows),
+        args.out,
+    )

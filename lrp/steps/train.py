@@ -1,4 +1,4 @@
-"""``plrp train``: train the demo CNN and export it (:mod:`lrp.demo.train`)."""
+"""``plrp train``: train the demo BPNet and export it (:mod:`lrp.demo.train`)."""
 
 from lrp.steps.cli import default
 
@@ -42,6 +42,15 @@ def arguments(parser):
         "--filters", type=int, default=default(train, "filters"), help="convolution filters"
     )
     parser.add_argument(
+        "--layers", type=int, default=default(train, "layers"), help="dilated residual layers"
+    )
+    parser.add_argument(
+        "--counts-weight",
+        type=float,
+        default=default(train, "counts_weight"),
+        help="weight of the counts loss (default: median reads per training window / 10)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=default(train, "threads"), help="torch CPU threads"
     )
     parser.add_argument("--test-chrom", help="held-out chromosome (default: the last)")
@@ -60,5 +69,7 @@ def main(args):
         windows_per_epoch=args.windows_per_epoch,
         lr=args.lr,
         filters=args.filters,
+        layers=args.layers,
+        counts_weight=args.counts_weight,
         test_chrom=args.test_chrom,
     )

@@ -1,20 +1,15 @@
 """Paths, targets, input functions and the command-line options of the rules.
 
 Every function the rule files call lives here or in config.smk (the rule files hold rules only); this file reads
-the tables config.smk resolved (GENOMES, MODELS, METHODS, PAIRS, JASPAR) and imports nothing of ``lrp``.
+the tables config.smk resolved (GENOMES, MODELS, METHODS, PAIRS, JASPAR) and, of ``lrp``, only the figure names
+(lrp/report/outputs.py, standard library only).
 """
 
 import json
 import shlex
 from pathlib import Path
 
-LOGO_FIGURES = ("motifs", "sites", "examples")  # lrp/report/logos.py FIGURES
-COMPARISON_PLOTS = (
-    "metrics_vs_p",
-    "pr_curves",
-    "layer_sparsity",
-    "faithfulness",
-)  # lrp/evaluation/evaluate.py
+from lrp.report.outputs import COMPARISON_PLOTS, LOGO_FIGURES
 
 
 def q(value):
@@ -239,7 +234,7 @@ def options(section, skip=(), negate=()):
 
 
 SIMULATE_FLAGS = options("simulate", negate=("isochores",))
-TRAIN_FLAGS = options("train", skip=("step",))
+TRAIN_FLAGS = options("train", skip=("step", "heads"))
 CALLS_FLAGS = options("calls", negate=("negative",), skip=("null_windows",))
 MOTIFS_FLAGS = options("motifs")
 LOGOS_FLAGS = options("logos")
@@ -440,7 +435,7 @@ def select_flags(wildcards):
 FAITH_FLAGS = " ".join(
     f"--{k.replace('_', '-')} {q(v)}"
     for k, v in config["evaluation"].items()
-    if k.startswith("faith_") and v is not None
+    if k.startswith(("faith_", "selfcheck_")) and v is not None
 )
 
 

@@ -20,6 +20,10 @@ from lrp.core.errors import PlrpError
 from lrp.engine.methods import METHODS as METHOD_TABLE
 from lrp.engine.methods import auto_keys
 from lrp.engine.methods import check_params, family_of
+from lrp.demo.spec import DEFAULT_HEADS as DEMO_DEFAULT_HEADS
+from lrp.demo.spec import TARGETS as DEMO_TARGETS
+from lrp.demo.spec import BUILDER as DEMO_BUILDER
+from lrp.demo.spec import model_name as demo_model_name
 
 SCHEMA = "../schemas/config.schema.yaml"
 # envs/plrp.post-deploy.sh installs the package from this checkout into the rules' conda environment
@@ -204,22 +208,27 @@ def _demo_genome(config):
     }
 
 
-def _demo_model(config):
-    # lrp/demo/train.py: outputs (N, tasks) logits, task 0 = "any planted site in the window"
+def _demo_models(config):
+    """The demo model (lrp/demo/train.py: a BPNet-style network, outputs (profile (N, 1, L) logits, counts
+    (N, 1))) once per explained head (train.heads), named by lrp.demo.spec.model_name.
+    """
     return {
-        "path": f"{DEMO_DIR}/model.pt2",
-        "kwargs": {},
-        "trust_pickle": False,
-        "length": config["train"]["length"],
-        "alphabet": "ACGT",
-        "target": {"output": None, "index": 0, "reduction": "none"},
-        "genomes": [DEMO],
-        # for deeplift-shap (see _model_spec): the state dict with the builder lrp/demo/train.py saved it from
-        "module": {
-            "path": f"{DEMO_DIR}/model_state.pt",
-            "builder": "lrp.demo.model:build_model",
-            "kwargs_from": f"{DEMO_DIR}/model.json",
-        },
+        demo_model_name(head, DEMO): {
+            "path": f"{DEMO_DIR}/model.pt2",
+            "kwargs": {},
+            "trust_pickle": False,
+            "length": config["train"]["length"],
+            "alphabet": "ACGT",
+            "target": dict(DEMO_TARGETS[head]),
+            "genomes": [DEMO],
+            # for deeplift-shap (see _model_spec): the state dict with the builder lrp/demo/train.py saved it from
+            "module": {
+                "path": f"{DEMO_DIR}/model_state.pt",
+                "builder": DEMO_BUILDER,
+                "kwargs_from": f"{DEMO_DIR}/model.json",
+            },
+        }
+        for head in config["train"].get("heads", DEMO_DEFAULT_HEADS)
     }
 
 
@@ -331,16 +340,21 @@ def resolve_config(config):
     genomes = {name: dict(spec) for name, spec in config["genomes"].items()}
     models = {name: dict(spec) for name, spec in config["models"].items()}
     demo = {DEMO} if _demo_enabled(config) else set()
-    if demo:
-        for table, key in ((genomes, "genomes"), (models, "models")):
-            if DEMO in table:
+    demo_models = _demo_models(config) if demo else {}
+    for table, key, reserved in (
+        (genomes, "genomes", demo),
+        (models, "models", demo_models),
+    ):
+        for name in reserved:
+            if name in table:
                 raise config_error(
-                    f"{key}.{DEMO}",
-                    f"the name {DEMO!r} is reserved for the embedded demo, which is enabled",
+                    f"{key}.{name}",
+                    f"the name {name!r} is reserved for the embedded demo, which is enabled",
                     "rename it, or set demo: false",
                 )
+    if demo:
         genomes[DEMO] = _demo_genome(config)
-        models[DEMO] = _demo_model(config)
+        models.update(demo_models)
     if not genomes:
         raise config_error(
             "genomes",
@@ -355,7 +369,7 @@ def resolve_config(config):
         )
     _check_genomes(genomes, skip=demo)
     user_genomes = [g for g in genomes if g != DEMO] or [DEMO]
-    _check_models(models, genomes, skip=demo, user_genomes=user_genomes)
+    _check_models(models, genomes, skip=set(demo_models), user_genomes=user_genomes)
     methods = _resolve_methods(config, models)
     _check_motif_database(config["motif_database"])
     pairs = [(g, m) for m, spec in models.items() for g in spec["genomes"]]

@@ -36,7 +36,7 @@ rule evaluate:
         "plrp evaluate --relevance {input.relevance} --regions {input.regions}"
         " --calls {input.calls} {params.sites} --chrom-sizes {input.sizes}"
         " {params.method} {params.model} {params.options} {params.baseline}"
-        " --seed {params.seed} --out-json {output.json} --out-tsv {output.tsv}"
+        " --seed {params.seed} --threads {threads} --out-json {output.json} --out-tsv {output.tsv}"
         " --log {log} 2>>{log}"
 
 
@@ -60,7 +60,7 @@ rule faithfulness_baseline:
         seed=config["seed"],
     shell:
         "plrp faithfulness-baseline --fasta {input.fasta} --regions {input.regions}"
-        " {params.options} --seed {params.seed} --out {output} --log {log} 2>>{log}"
+        " {params.options} --seed {params.seed} --threads {threads} --out {output} --log {log} 2>>{log}"
 
 
 rule compare:
