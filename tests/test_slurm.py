@@ -51,9 +51,12 @@ SHARDS = "results/demo/demo/lrp/shards"
 ATTRIBUTE_LOG = (
     "logs/demo/demo/lrp/attribute/{shard}.log"  # the rule's log: its command has started
 )
-# the local reference run: the profile's threads (4 per attribution shard, as on SLURM), one shard at a time
-# (the profile's `jobs: 100` would otherwise be its cores)
-LOCAL = ("--cores", "4", "--jobs", "4")
+# the local reference run: the threads a shard gets on SLURM (the profile asks for 4 per attribution shard;
+# Snakemake inside the job scales them down to the node's cores), one shard at a time (the profile's
+# `jobs: 100` would otherwise be its cores). Relevance is the same bytes for the same thread count; the
+# convolutions' reductions are split by thread, so other counts differ in the last bits
+SHARD_THREADS = min(4, os.cpu_count() or 1)
+LOCAL = ("--cores", str(SHARD_THREADS), "--jobs", str(SHARD_THREADS))
 # Two files differ between any two runs by design: the IGV session names its files by absolute path (IGV
 # desktop needs that) and the report gives each method's attribution time. They are compared without those.
 # one cluster per machine at a time: munge's socket and slurmd's /run/slurm/conf are the machine's

@@ -433,7 +433,7 @@ def test_own_genome_bed_regions_and_state_dict_model(local_run, tmp_path):
                 "builder": meta["builder"],
                 "kwargs": meta["kwargs"],
                 "length": meta["length"],
-                "target": {"index": 0},
+                "target": meta["heads"]["profile"],  # what the demo explains
             }
         },
         "methods": {"lrp": {"method": "lrp"}},
