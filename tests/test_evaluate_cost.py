@@ -49,16 +49,24 @@ def _reference_gain(f, x, scores, n_steps, max_fraction, n_random, seed):
     return rel - rnd
 
 
-def test_deletion_gain_runs_the_intact_windows_once_and_gives_the_same_numbers():
-    rng = np.random.default_rng(3)
-    N, L = 12, 50
-    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (N, L))].transpose(0, 2, 1)
-    w = rng.normal(size=(4, L)).astype(np.float32)
+def _counted_model(rng, n, length):
+    """``n`` random one-hot windows ``(n, 4, length)``, the weights ``w (4, length)`` of a toy model
+    ``f(x) = tanh(sum(x * w))`` and the list of batch sizes ``f`` is called with (its passes, counted)."""
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (n, length))].transpose(0, 2, 1)
+    w = rng.normal(size=(4, length)).astype(np.float32)
     rows = []
 
     def f(xb):
         rows.append(len(xb))
         return np.tanh((np.asarray(xb) * w).sum((1, 2)))
+
+    return x, w, f, rows
+
+
+def test_deletion_gain_runs_the_intact_windows_once_and_gives_the_same_numbers():
+    rng = np.random.default_rng(3)
+    N, L = 12, 50
+    x, w, f, rows = _counted_model(rng, N, L)
 
     scores = (x * w).sum(1).astype(np.float64) + rng.normal(scale=0.5, size=(N, L))
     kw = {"n_steps": 5, "max_fraction": 0.3, "n_random": 3, "seed": 7}
@@ -74,13 +82,7 @@ def test_deletion_gain_runs_the_intact_windows_once_and_gives_the_same_numbers()
 def test_faithfulness_baseline_runs_the_intact_windows_once_and_gives_the_same_numbers():
     rng = np.random.default_rng(4)
     N, L = 10, 40
-    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (N, L))].transpose(0, 2, 1)
-    w = rng.normal(size=(4, L)).astype(np.float32)
-    rows = []
-
-    def f(xb):
-        rows.append(len(xb))
-        return np.tanh((np.asarray(xb) * w).sum((1, 2)))
+    x, _, f, rows = _counted_model(rng, N, L)
 
     base = faithfulness_baseline(f, x, n_steps=5, max_fraction=0.3, n_random=3, seed=7)
     assert sum(rows) == N * (1 + 3 * 5)  # against 3 x 6 passes when each order redid the intact
@@ -119,13 +121,7 @@ def test_selfcheck_shared_random_curves_give_the_per_method_numbers(tmp_path):
 
     rng = np.random.default_rng(5)
     N, L, windows = 30, 40, 12
-    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (N, L))].transpose(0, 2, 1)
-    w = rng.normal(size=(4, L)).astype(np.float32)
-    rows = []
-
-    def f(xb):
-        rows.append(len(xb))
-        return np.tanh((np.asarray(xb) * w).sum((1, 2)))
+    x, w, f, rows = _counted_model(rng, N, L)
 
     index = np.arange(100, 100 + N)  # region rows of the stored windows
     picked = evenly_spaced(N, windows)

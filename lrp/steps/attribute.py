@@ -10,7 +10,14 @@ from lrp.attribution.attribute import attribute_regions, shard_windows
 from lrp.attribution.memory import with_smaller_batches
 from lrp.engine.methods import get_method, method_names
 from lrp.genomics.store import write_shard
-from lrp.steps.cli import default, json_option, load_model_of, model_arguments
+from lrp.steps.cli import (
+    default,
+    json_option,
+    load_model_of,
+    model_arguments,
+    set_threads,
+    threads_argument,
+)
 
 log = logging.getLogger("plrp")
 
@@ -21,9 +28,7 @@ def arguments(parser):
     parser.add_argument("--shard", type=int, default=0, help="shard number k (rows k*S to (k+1)*S)")
     parser.add_argument("--shard-size", type=int, default=0, help="S; 0 = all regions")
     explanation_arguments(parser)
-    parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
-    )
+    threads_argument(parser)
     parser.add_argument("--out", required=True, help="shard .npz")
 
 
@@ -61,10 +66,7 @@ def main(args):
     target = json_option(args.target, "--target")
     params = json_option(args.method_params, "--method-params")
     json_option(args.builder_kwargs, "--builder-kwargs")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     keep_freed_memory()  # batch-sized buffers reuse their pages from batch to batch
     x, start, stop = shard_windows(
         args.fasta, args.regions, args.shard, args.shard_size, args.length

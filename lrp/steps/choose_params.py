@@ -21,7 +21,7 @@ from lrp.core.atomic import atomic_open
 from lrp.core.errors import PlrpError
 from lrp.engine.methods import auto_keys, check_params, get_method
 from lrp.steps.attribute import choose_on, explanation_arguments
-from lrp.steps.cli import json_option, load_model_of
+from lrp.steps.cli import json_option, load_model_of, set_threads, threads_argument
 
 log = logging.getLogger("plrp")
 
@@ -39,9 +39,7 @@ def arguments(parser):
     parser.add_argument(
         "--pool", type=int, default=POOL, help="evenly spaced regions they are taken from"
     )
-    parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
-    )
+    threads_argument(parser)
     parser.add_argument("--out", required=True, help="JSON of the resolved parameters")
 
 
@@ -82,10 +80,7 @@ def main(args):
     from lrp.engine.scoring import target_function
 
     get_method(args.method)
-    if args.threads:  # the job's CPUs (SLURM: set-threads), as plrp attribute
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # the job's CPUs (SLURM: set-threads), as plrp attribute
     target = json_option(args.target, "--target")
     params = check_params(args.method, json_option(args.method_params, "--method-params"))
     model = load_model_of(args)

@@ -71,6 +71,25 @@ def model_arguments(parser, required=True, help=".pt2 program, or a state dict w
     parser.add_argument("--alphabet", default=BASES, help="the model's input channel order")
 
 
+def threads_argument(parser):
+    """``--threads``: the CPU threads torch uses (0: torch's default, every core); the rules give the job's
+    CPUs, so parallel jobs do not share cores. Applied by :func:`set_threads`."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (0 = torch's default, every core); give the job's CPUs",
+    )
+
+
+def set_threads(threads):
+    """Give torch ``threads`` CPU threads (the :func:`threads_argument` option); 0 leaves its default."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_model_of(args):
     """The model the :func:`model_arguments` options name, loaded (``lrp.engine.model_io.load_model``)."""
     from lrp.engine.model_io import load_model

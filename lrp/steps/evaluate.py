@@ -10,7 +10,7 @@ import numpy as np
 from lrp.core.errors import PlrpError
 from lrp.engine.methods import METHODS, layered
 from lrp.evaluation import metrics, selfcheck
-from lrp.steps.cli import default, json_option, model_arguments
+from lrp.steps.cli import default, json_option, model_arguments, set_threads, threads_argument
 
 # lrp.evaluation.evaluate (pandas) and lrp.report.comparison (matplotlib) are imported in main: the
 # options need only the defaults of metrics and selfcheck (numpy), so `plrp evaluate --help` starts fast
@@ -61,12 +61,7 @@ def arguments(parser):
         required=False,
         help="model (.pt2, or a state dict with --builder): enables the faithfulness metric",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="CPU threads for torch (0 = torch's default, every core); give the job's CPUs",
-    )
+    threads_argument(parser)
     faith = metrics.faithfulness
     parser.add_argument(
         "--faith-steps", type=int, default=default(faith, "n_steps"), help="deletion steps"
@@ -170,10 +165,7 @@ def main(args):
     target = json_option(args.target, "--target")
     f, faith, shared = None, None, None
     if args.model:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         f = model_fn(
             args.model,
             target,

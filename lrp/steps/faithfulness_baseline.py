@@ -13,7 +13,7 @@ from lrp.evaluation.metrics import evenly_spaced
 from lrp.genomics.genome import fetch_one_hot, open_fasta
 from lrp.genomics.regions import read_regions
 from lrp.genomics.store import read_selection
-from lrp.steps.cli import default, json_option, model_arguments
+from lrp.steps.cli import default, json_option, model_arguments, set_threads, threads_argument
 
 log = logging.getLogger("plrp")
 
@@ -39,12 +39,7 @@ def arguments(parser):
         help="the self-check's deletion test on at most this many windows (as plrp evaluate's)",
     )
     parser.add_argument("--seed", type=int, default=default(faith, "seed"))
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="CPU threads for torch (0 = torch's default, every core); give the job's CPUs",
-    )
+    threads_argument(parser)
     parser.add_argument("--out", required=True, help="faithfulness_baseline.npz")
 
 
@@ -58,10 +53,7 @@ def main(args):
     fasta = open_fasta(args.fasta)
     x = fetch_one_hot(fasta, regions.iloc[rows], length)
     x_check = fetch_one_hot(fasta, regions.iloc[check_rows], length)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     f = model_fn(
         args.model,
         json_option(args.target, "--target"),

@@ -15,7 +15,7 @@ from lrp.core.errors import PlrpError, input_error
 from lrp.engine.methods import get_method
 from lrp.motifs.null import null_rows, shuffled_windows, write_null_relevance
 from lrp.steps.attribute import explain_windows, explanation_arguments
-from lrp.steps.cli import default, json_option, load_model_of
+from lrp.steps.cli import default, json_option, load_model_of, set_threads, threads_argument
 
 log = logging.getLogger("plrp")
 
@@ -35,9 +35,7 @@ def arguments(parser):
         help=f"windows the null is shuffled from, a seeded sample (all when fewer; default {n})",
     )
     explanation_arguments(parser)
-    parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0 = default)"
-    )
+    threads_argument(parser)
     parser.add_argument("--out", required=True, help="null relevance .npz")
 
 
@@ -54,10 +52,7 @@ def main(args):
     json_option(args.builder_kwargs, "--builder-kwargs")
     if args.null_windows < 1:
         raise PlrpError(f"--null-windows {args.null_windows}: no windows. Fix: give 1 or more")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     keep_freed_memory()
     regions = read_regions(args.regions)
     rows = (
