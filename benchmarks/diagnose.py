@@ -42,10 +42,12 @@ from lrp.engine import explain as E
 from lrp.evaluation import metrics as M
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSITES = {  # explicit: the default composite now depends on the target (lrp.engine.rules.composite)
-    "conv-zplus": {"first": "epsilon", "conv": "zplus", "linear": "epsilon"},
-    "conv-epsilon": {"conv": "epsilon"},
-    "all-epsilon": {"first": "epsilon", "conv": "epsilon", "linear": "epsilon"},
+#: explicit: the default composite depends on the target (lrp.engine.rules.composite); the diagnosis is of
+#: relevance against a zero input (LRP's own root, where the gradient x input identity holds)
+COMPOSITES = {
+    "conv-zplus": {"first": "epsilon", "conv": "zplus", "linear": "epsilon", "root": "zero"},
+    "conv-epsilon": {"conv": "epsilon", "root": "zero"},
+    "all-epsilon": {"first": "epsilon", "conv": "epsilon", "linear": "epsilon", "root": "zero"},
 }
 
 

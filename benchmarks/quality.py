@@ -24,9 +24,10 @@ setup's windows; ``laplace_call_*`` under the Laplace null; ``+rc`` rows average
 strands), the deletion gain over random order and the self-check's verdict
 (:mod:`lrp.evaluation.selfcheck`), and windows per second. ``auto`` rows choose the composite by the
 deletion test (:func:`lrp.engine.auto.choose_rules`); under that choice the fixed-p sweep (0.1, 0.25,
-0.5, and plrp-m 0.25) runs beside ``p`` per layer (:func:`lrp.engine.auto.knee_p`). Every composite also
-runs lrp and plrp-lambda 0.25. Sizes (:data:`N_EVAL`, :data:`N_AUTO`, :data:`DELETION`) are set for a
-run of about 10 minutes on 2 idle cores (not yet timed: the first run under this size was stopped).
+0.5, and plrp-m 0.25) runs beside ``p`` per layer (:func:`lrp.engine.auto.knee_p`). Every composite of
+:data:`COMPOSITES` (``zero-root``: the default with relevance against a zero input, LRP's own) also runs lrp
+and plrp-lambda 0.25. Sizes (:data:`N_EVAL`, :data:`N_AUTO`, :data:`DELETION`) are set for a run of about
+10 minutes on 2 idle cores (572 s measured).
 
 Run: ``.venv/bin/python benchmarks/quality.py [--setups demo bpnet ...]``; prints a table and writes
 ``benchmarks/results/quality.json``. The diagnosis of ``docs/plrp-method.md`` (its figures) is
@@ -70,6 +71,7 @@ COMPOSITES = {
     "default": None,
     "conv-epsilon": {"conv": "epsilon"},
     "conv-gamma": {"conv": {"rule": "gamma", "gamma": 0.25}},
+    "zero-root": {"root": "zero"},
 }
 LRP_RUNS = (
     ("lrp", "lrp", {}),

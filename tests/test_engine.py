@@ -19,7 +19,8 @@ def _seeded():
     torch.manual_seed(0)
 
 
-EPS_ALL = {"first": "epsilon", "conv": "epsilon", "linear": "epsilon", "eps": 1e-9}
+#: epsilon everywhere, relevance against zero (LRP's own root point: what captum and conservation check)
+EPS_ALL = {"first": "epsilon", "conv": "epsilon", "linear": "epsilon", "eps": 1e-9, "root": "zero"}
 
 
 def gini(r):
@@ -62,13 +63,50 @@ def test_epsilon_everywhere_on_bias_free_relu_net_is_gradient_x_input():
     torch.testing.assert_close(lrp.target, gxi.target)
 
 
+def test_uniform_root_is_the_corrected_gradient_x_input():
+    """Against the uniform root (the default) epsilon-LRP on a bias-free ReLU net is x * (g - mean_c g),
+    the gradient with its off-simplex part removed (Majdandzic et al. 2023), computed here by autograd;
+    the position's relevance is sum_c (x_c - 1/4) g_c and absent bases stay at zero."""
+    torch.manual_seed(1)
+    model = BPNetLike(bias=False, batchnorm=False).eval()
+    x = one_hot(4, 80)
+    x[:, :, 5:9] = 0  # N
+    target = {"output": "counts", "index": 1}
+    rules = {**EPS_ALL, "eps": 1e-12, "root": "uniform"}
+    ours = explain(model, x, method="lrp", target=target, rules=rules)
+    leaf = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(model(leaf)["counts"][:, 1].sum(), leaf)
+    corrected = g - g.mean(1, keepdim=True)
+    torch.testing.assert_close(ours.relevance, x * corrected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.hypothetical, corrected, atol=1e-5, rtol=1e-4)
+    per_position = ((x - x.sum(1, keepdim=True) / 4) * g).sum(1)
+    torch.testing.assert_close(ours.relevance.sum(1), per_position, atol=1e-5, rtol=1e-4)
+    zero = explain(model, x, method="lrp", target=target, rules={**rules, "root": "zero"})
+    assert not torch.allclose(zero.relevance, ours.relevance)
+    default = explain(model, x, method="lrp", target=target, rules={**EPS_ALL, "eps": 1e-12})
+    assert not torch.equal(default.relevance, ours.relevance)  # EPS_ALL pins the zero root
+    unset = {k: v for k, v in rules.items() if k != "root"}
+    torch.testing.assert_close(
+        explain(model, x, method="lrp", target=target, rules=unset).relevance, ours.relevance
+    )
+
+
+def test_unknown_root_is_an_error():
+    model = BPNetLike().eval()
+    with pytest.raises(PlrpError, match="unknown LRP root 'mean'. Fix"):
+        explain(
+            model, one_hot(1, 80), method="lrp", target={"output": "counts"}, rules={"root": "mean"}
+        )
+
+
 @pytest.mark.parametrize("rule", ["epsilon", "zplus", "gamma"])
 @pytest.mark.parametrize("method", ["lrp", "plrp-lambda"])
 def test_conservation_on_bias_free_models(rule, method):
+    # against the zero root every rule conserves f(x) on a bias-free model
     model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
     x = one_hot(5, 80, seed=3)
     target = {"output": "counts", "index": 0}
-    rules = {"first": "epsilon", "conv": rule, "linear": rule, "eps": 1e-9}
+    rules = {"first": "epsilon", "conv": rule, "linear": rule, "eps": 1e-9, "root": "zero"}
     pruning = {"p_pos": 0.3} if method != "lrp" else {}
     out = explain(model, x, method=method, target=target, rules=rules, **pruning)
     torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
@@ -88,8 +126,9 @@ def test_plrp_m_conserves_within_eps():
     ).eval()
     x = one_hot(6, 30, seed=4)
     for rule in ("epsilon", "zplus"):
-        out = explain(model, x, method="plrp-m", target=0, p_pos=0.3, rules={"linear": rule})
-        ref = explain(model, x, method="lrp", target=0, rules={"linear": rule})
+        rules = {"linear": rule, "root": "zero"}
+        out = explain(model, x, method="plrp-m", target=0, p_pos=0.3, rules=rules)
+        ref = explain(model, x, method="lrp", target=0, rules=rules)
         torch.testing.assert_close(out.relevance.sum((1, 2)), out.target, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(out.relevance, ref.relevance)
 
@@ -123,7 +162,11 @@ def test_bpnet_like_profile_and_counts_heads():
     model = randomize_batchnorm(BPNetLike(bias=False), shift=False)
     x = one_hot(3, 100, seed=7)
     prof = explain(
-        model, x, method="plrp-lambda", target={"output": "profile", "reduction": "profile"}
+        model,
+        x,
+        method="plrp-lambda",
+        target={"output": "profile", "reduction": "profile"},
+        rules={"root": "zero"},
     )
     logits = model(x)["profile"]
     centred = logits - logits.mean(-1, keepdim=True)

@@ -48,13 +48,17 @@ def _quality(model, x, target, mask, **kwargs):
 def test_default_composite_on_the_profile_head(bpnet):
     """The default composite is epsilon on hidden convolutions for the signed profile target: plrp-lambda
     relevance lands on the planted sites (AUPRC above random), where z-plus, the default for a single
-    logit, puts it off them (below random; docs/plrp-method.md, "Diagnosis")."""
+    logit, puts it off them (below random; docs/plrp-method.md, "Diagnosis", measured against a zero input).
+    The default's uniform root point ranks the sites better than LRP's own zero root ("The root point")."""
     model, x, heads = bpnet
     target, mask = heads["profile"]
     _, default, base = _quality(model, x, target, mask, method="plrp-lambda")
-    _, zplus, _ = _quality(model, x, target, mask, method="plrp-lambda", rules={"conv": "zplus"})
+    zero = {"root": "zero"}
+    _, zero_root, _ = _quality(model, x, target, mask, method="plrp-lambda", rules=zero)
+    zplus = {"conv": "zplus", **zero}
+    _, zplus, _ = _quality(model, x, target, mask, method="plrp-lambda", rules=zplus)
     assert default > 1.25 * base, (default, base)
-    assert zplus < base < default, (zplus, base, default)
+    assert zplus < base < zero_root < default, (zplus, base, zero_root, default)
 
 
 def test_knee_p_is_reproducible_and_a_proportion(bpnet):

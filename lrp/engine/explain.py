@@ -9,6 +9,7 @@ from lrp.core.errors import PlrpError
 from lrp.engine.graph import backward, export_program, forward, plan
 from lrp.engine.methods import check_params, family_of
 from lrp.engine.model_io import model_source
+from lrp.engine.rules import at_root
 from lrp.engine.rules import composite as make_composite
 from lrp.engine.target import (
     initial_relevance,
@@ -122,10 +123,13 @@ class Explainer:
         self.p_pos, self.p_neg = self.params.get("p_pos", 0.0), self.params.get("p_neg", 0.0)
         self.n_shuffles, self.seed = self.params.get("n_shuffles"), seed
         self.program = export_program(model, length, channels)
+        self.composite = make_composite(
+            self.params.get("rules"), signed_target=is_signed(self.target)
+        )
         with _naming(model):
             self.plan = plan(
                 self.program,
-                make_composite(self.params.get("rules"), signed_target=is_signed(self.target)),
+                self.composite,
                 self.target,
                 self.p_pos,
                 self.p_neg,
@@ -217,6 +221,7 @@ class Explainer:
             r0, f = initial_relevance(output, self.target)
             _check_finite(output)
         r, c, layers = backward(self.plan, env, {self.plan.output: r0}, self.method, return_layers)
+        r, c = at_root(x, r, c, self.composite.root)
         out = {"relevance": r.float(), "hypothetical": c.float(), "target": f.float()}
         if return_layers:
             out["layers"] = {k: v.float() for k, v in layers.items()}

@@ -18,6 +18,9 @@ The other ops on the signal's path get an :class:`OpRule`:
 - :class:`SumEpsilon`: parameter-free linear ops (``x + y``, scaling, means, average pools, standalone
   BatchNorm); the epsilon rule, so a residual sum splits ``R`` in proportion to its terms.
 
+The composite also fixes the root point the input's relevance is taken against (:data:`ROOTS`,
+:func:`at_root`): ``uniform`` by default, ``zero`` for LRP's own.
+
 A layer rule is registered under its config name (``rules: {conv: zplus}``) by :func:`register`; a new rule
 is one class with that decorator.
 """
@@ -35,6 +38,11 @@ from lrp.engine import kernels
 from lrp.engine.ops import node_vjp, resolve
 
 RULES = {}  # config name -> LayerRule class
+#: the root points of the input's relevance (config ``rules: {root: ...}``): ``zero``, LRP's own (relevance
+#: of ``f(x) - f(0)``-like terms, the bases as they are), or ``uniform``, every base at its mean over the
+#: alphabet (:func:`at_root`)
+ROOTS = ("zero", "uniform")
+ROOT = "uniform"  #: the default root point (measured across the setups of benchmarks/quality.py)
 
 
 def register(cls):
@@ -219,6 +227,7 @@ class Composite:
     ``first`` is for layers that read the input sequence (epsilon: absent bases get exactly zero),
     ``conv`` for hidden convolutions, ``linear`` for Linear layers; ``ops`` the rules of the
     parameter-free ops by kind (``pass``, ``route``, ``sum``), ``sum`` with the epsilon ``eps``.
+    ``root`` is the root point the input's relevance is taken against (:data:`ROOTS`, :func:`at_root`).
     """
 
     first: LayerRule = field(default_factory=Epsilon)
@@ -227,8 +236,13 @@ class Composite:
     names: dict = field(default_factory=dict)
     eps: float = 1e-6  # epsilon of the parameter-free linear ops (sums, means, average pools)
     ops: dict = None
+    root: str = "zero"
 
     def __post_init__(self):
+        if self.root not in ROOTS:
+            raise PlrpError(
+                f"unknown LRP root {self.root!r}. Fix: choose one of {', '.join(ROOTS)}"
+            )
         if self.ops is None:
             self.ops = {"pass": PassThrough(), "route": Route(), "sum": SumEpsilon(self.eps)}
 
@@ -264,11 +278,40 @@ def make_rule(spec, eps=1e-6):
         ) from None
 
 
+def at_root(x, relevance, hypothetical, root):
+    """The input's relevance taken against the root point ``root`` (:data:`ROOTS`).
+
+    The first layer's rule gives each input channel ``R_c = x_c h_c`` with the hypothetical factor ``h``.
+    Against a root point ``x~`` the rule gives ``(x_c - x~_c) h_c`` instead (LRP's root-point form, as in
+    DeepLIFT's reference). ``uniform``: ``x~_c`` is the position's input mass spread evenly over the ``C``
+    channels (0.25 per base of a one-hot column). The position's relevance, ``sum_c (x_c - x~_c) h_c``, is
+    kept on the bases it holds: ``h' = h - mean_c h`` and ``R' = R - x mean_c h``, so the output stays in
+    the format of the other methods (zero on absent bases and on N). For gradient x input this is the
+    correction of Majdandzic et al. 2023 (off-simplex gradients removed); here it is LRP's first step.
+
+    Parameters
+    ----------
+    x, relevance, hypothetical : torch.Tensor
+        (N, C, L) the input, its relevance against zero and the hypothetical factor.
+    root : str
+        One of :data:`ROOTS`; ``zero`` returns the inputs unchanged.
+
+    Returns
+    -------
+    (relevance, hypothetical) : tuple of torch.Tensor
+        (N, C, L) each.
+    """
+    if root == "zero":
+        return relevance, hypothetical
+    mean = hypothetical.mean(1, keepdim=True)
+    return relevance - x * mean, hypothetical - mean
+
+
 def composite(spec=None, signed_target=False):
     """Build a :class:`Composite` from a config mapping, e.g.
     ``{"eps": 1e-6, "first": "epsilon", "conv": "zplus", "linear": "epsilon",
-    "names": {"body.3.*": {"rule": "gamma", "gamma": 0.5}}}``. ``None`` gives the default composite; unset
-    keys keep the default's rule.
+    "names": {"body.3.*": {"rule": "gamma", "gamma": 0.5}}, "root": "uniform"}``. ``None`` gives the
+    default composite; unset keys keep the default's rule (and root, :data:`ROOT`).
 
     The default's hidden-convolution rule depends on the target: z-plus for a single logit or count,
     epsilon for a signed target (``signed_target``, :func:`lrp.engine.target.is_signed`: the profile head).
@@ -286,11 +329,13 @@ def composite(spec=None, signed_target=False):
         for key in ("first", "conv", "linear")
     }
     names = {k: make_rule(v, eps) for k, v in (spec.pop("names", None) or {}).items()}
+    root = spec.pop("root", ROOT)
     if spec:
         raise PlrpError(
-            f"unknown LRP rule keys: {', '.join(sorted(spec))}. Fix: use eps, first, conv, linear, names"
+            f"unknown LRP rule keys: {', '.join(sorted(spec))}. "
+            "Fix: use eps, first, conv, linear, names, root"
         )
-    return Composite(**layers, names=names, eps=eps)
+    return Composite(**layers, names=names, eps=eps, root=root)
 
 
 def divide_stabilized(relevance, z, eps):

@@ -72,9 +72,9 @@ log = logging.getLogger("plrp")
 NULLS = ("shuffled", "laplace")  #: the nulls of config ``calls.null``
 NULL = "shuffled"  #: the default null: the method's relevance on dinucleotide-shuffled windows
 #: the default target FDR of the calls: 1, the filter off; opt in with ``calls.fdr`` (e.g. 0.05). Not on by
-#: default: on the demo CNN, which answers background about as strongly as sites, both nulls call nothing at
-#: 0.05 (shuffled null at 0.1: 57 lrp calls, precision 0.95; 16 plrp-lambda calls, precision 0.88), while on
-#: the grammar setup the shuffled null at 0.05 gives the best call F1 of every method (benchmarks/quality.py).
+#: default: on the demo's profile head a shuffled window still gets the target's relevance on its strongest
+#: chance match, as strong as most planted sites, so at 0.05 every method keeps 18-57 calls, recall 5-8%
+#: (README), while on benchmarks/quality.py's setups the shuffled null at 0.05 gives call F1 0.58-0.86.
 FDR = 1.0
 NULL_WINDOWS = 128  #: windows the shuffled null is drawn from (all when fewer)
 WIDTH = 10  #: bp of the windows whose sums are tested
