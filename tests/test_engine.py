@@ -63,10 +63,14 @@ def test_epsilon_everywhere_on_bias_free_relu_net_is_gradient_x_input():
     torch.testing.assert_close(lrp.target, gxi.target)
 
 
-def test_uniform_root_is_the_corrected_gradient_x_input():
-    """Against the uniform root (the default) epsilon-LRP on a bias-free ReLU net is x * (g - mean_c g),
-    the gradient with its off-simplex part removed (Majdandzic et al. 2023), computed here by autograd;
-    the position's relevance is sum_c (x_c - 1/4) g_c and absent bases stay at zero."""
+def test_uniform_root_takes_the_first_layer_against_the_root_point():
+    """Against the uniform root (the default) the first layer splits its relevance in proportion to
+    ``(x - x~) w``, the root ``x~`` at 1/4 per base, over ``z - z~ = W (x - x~)`` (no bias) stabilized
+    relative to the layer's typical ``|z - z~|`` (lrp.engine.rules.divide_relative); above it epsilon-LRP
+    of a bias-free ReLU net sends ``z * df/dz``. Computed here by autograd and by hand; the position's
+    relevance is ``sum_c (x_c - x~_c) c_c``, kept on the base it holds, and absent bases stay at zero."""
+    from lrp.engine.rules import ROOT_EPS
+
     torch.manual_seed(1)
     model = BPNetLike(bias=False, batchnorm=False).eval()
     x = one_hot(4, 80)
@@ -74,21 +78,63 @@ def test_uniform_root_is_the_corrected_gradient_x_input():
     target = {"output": "counts", "index": 1}
     rules = {**EPS_ALL, "eps": 1e-12, "root": "uniform"}
     ours = explain(model, x, method="lrp", target=target, rules=rules)
-    leaf = x.clone().requires_grad_()
-    (g,) = torch.autograd.grad(model(leaf)["counts"][:, 1].sum(), leaf)
-    corrected = g - g.mean(1, keepdim=True)
-    torch.testing.assert_close(ours.relevance, x * corrected, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(ours.hypothetical, corrected, atol=1e-5, rtol=1e-4)
-    per_position = ((x - x.sum(1, keepdim=True) / 4) * g).sum(1)
-    torch.testing.assert_close(ours.relevance.sum(1), per_position, atol=1e-5, rtol=1e-4)
+
+    z = model.iconv(x).detach().requires_grad_()
+    h = torch.relu(z)
+    for conv in model.rconvs:
+        h = torch.add(h, F.relu(conv(h)))
+    h = h[:, :, 5:-5]
+    counts = model.linear(F.max_pool1d(h, 2).mean(-1))
+    (g,) = torch.autograd.grad(counts[:, 1].sum(), z)
+    r_z = z.detach() * g  # epsilon-LRP above the first layer: gradient times the layer's output
+    x_root = x.sum(1, keepdim=True).expand_as(x) / 4
+    dz = F.conv1d(x - x_root, model.iconv.weight, padding=4)
+    scale = ROOT_EPS * dz.abs().mean(-1, keepdim=True)
+    s = r_z / (dz + torch.copysign(scale, dz))
+    c = F.conv_transpose1d(s, model.iconv.weight, padding=4)
+    expected = c - c.mean(1, keepdim=True)
+    torch.testing.assert_close(ours.hypothetical, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.relevance, x * expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        ours.relevance.sum(1), ((x - x_root) * c).sum(1), atol=1e-5, rtol=1e-4
+    )
+    assert (ours.relevance[:, :, 5:9] == 0).all() and ((ours.relevance != 0).sum(1) <= 1).all()
     zero = explain(model, x, method="lrp", target=target, rules={**rules, "root": "zero"})
     assert not torch.allclose(zero.relevance, ours.relevance)
-    default = explain(model, x, method="lrp", target=target, rules={**EPS_ALL, "eps": 1e-12})
-    assert not torch.equal(default.relevance, ours.relevance)  # EPS_ALL pins the zero root
     unset = {k: v for k, v in rules.items() if k != "root"}
     torch.testing.assert_close(
         explain(model, x, method="lrp", target=target, rules=unset).relevance, ours.relevance
     )
+
+
+def test_first_layer_bias_does_not_flip_the_relevance_under_exp():
+    """A first layer under ``exp`` (Koo & Ploenzke's activation) learns a negative bias, so ``W x + b`` is
+    negative where ``W x`` is not: an epsilon rule dividing by ``W x + b`` flipped the sign of the sites'
+    relevance (measured on benchmarks/quality.py's expcnn: AUPRC 0.15 against gradient x input's 0.75).
+    Against the root point the bias cancels: one motif filter, bias -6, the motif's bases get positive
+    relevance (they raise the output) and every base keeps the sign of its own contribution."""
+    motif = torch.tensor([0, 3, 2, 0, 1, 0])  # ATGACA
+
+    class ExpNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 1, 6)
+            with torch.no_grad():
+                self.conv.weight.copy_(F.one_hot(motif, 4).T[None].float() - 0.25)
+                self.conv.bias.fill_(-6.0)  # W x + b = -1.5 on the motif, W x = 4.5
+            self.head = nn.Linear(1, 1, bias=False)
+            with torch.no_grad():
+                self.head.weight.fill_(1.0)
+
+        def forward(self, x):
+            return self.head(F.max_pool1d(torch.exp(self.conv(x)), x.shape[-1] - 5).flatten(1))
+
+    x = one_hot(3, 40, seed=2)
+    x[:, :, 10:16] = F.one_hot(motif, 4).T.float()
+    model = ExpNet().eval()
+    out = explain(model, x, method="lrp", target=0).relevance.sum(1)
+    assert (out[:, 10:16] > 0).all(), out[:, 10:16]
+    assert (out[:, 10:16].sum(1) > 0.9 * out.abs().sum(1)).all()
 
 
 def test_unknown_root_is_an_error():

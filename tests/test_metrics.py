@@ -129,6 +129,38 @@ def test_faithfulness_prefers_true_relevance():
         M.faithfulness(f, x, good, background="zeros")
 
 
+def test_sparse_relevance_is_not_scored_below_random_by_its_ties():
+    """Relevance that is right but sparse (a few positions of the region the model reads, exactly zero
+    elsewhere) must beat random order. With ties at zero broken by position, the curve past its few
+    positions deleted the window's left end, which the model does not read, while random order deletes
+    read positions: AOPC gain -0.34 here (measured), where random ties give +0.41."""
+    from lrp.evaluation import selfcheck as S
+
+    rng = np.random.default_rng(0)
+    N, L = 60, 100
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (N, L))].transpose(0, 2, 1)
+    w = np.zeros(L)
+    w[40:] = 1.0  # the model counts base A at positions 40-99; a deleted A (0.25) counts nothing
+
+    def f(xb):
+        return (np.maximum(xb[:, 0, :] - 0.5, 0) * w).sum(1)
+
+    sparse = np.maximum(x[:, 0, :] - 0.5, 0) * w
+    sparse[:, 44:] = 0.0  # only the first positions it reads keep their (true) relevance
+    assert (sparse == 0).mean() > 0.98
+    faith = M.faithfulness(f, x, sparse, n_steps=10, max_fraction=0.2, seed=1)
+    assert faith["aopc_gain"] > 0.2
+    gain = S.deletion_gain(f, x, sparse, seed=1, n_steps=10, max_fraction=0.2, n_random=2)
+    assert gain.mean() > 0.2
+    # the order: relevance first, then the ties in a seeded random order, not by position
+    order = M.deletion_order(sparse, seed=1)
+    assert np.array_equal(order, M.deletion_order(sparse, seed=1))
+    for row, o in zip(sparse, order):
+        k = int((row > 0).sum())
+        assert set(o[:k]) == set(np.flatnonzero(row > 0))
+        assert not np.array_equal(o[k:], np.sort(o[k:]))
+
+
 def test_pooled_pr_interpolates_precision():
     # scores 3 > 2 > 1: precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1
     scores, mask = np.array([3.0, 2.0, 1.0]), np.array([True, False, True])

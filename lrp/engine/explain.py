@@ -6,10 +6,10 @@ import torch
 from tqdm.auto import tqdm
 
 from lrp.core.errors import PlrpError
-from lrp.engine.graph import backward, export_program, forward, plan
+from lrp.engine.graph import backward, export_program, forward, plan, root_inputs
 from lrp.engine.methods import check_params, family_of
 from lrp.engine.model_io import model_source
-from lrp.engine.rules import at_root
+from lrp.engine.rules import at_root, root_point
 from lrp.engine.rules import composite as make_composite
 from lrp.engine.target import (
     initial_relevance,
@@ -220,7 +220,11 @@ class Explainer:
         with _naming(self.model):
             r0, f = initial_relevance(output, self.target)
             _check_finite(output)
-        r, c, layers = backward(self.plan, env, {self.plan.output: r0}, self.method, return_layers)
+        x_root = root_point(x, self.composite.root)
+        root = None if x_root is None else root_inputs(self.plan, env, x_root)
+        r, c, layers = backward(
+            self.plan, env, {self.plan.output: r0}, self.method, return_layers, root
+        )
         r, c = at_root(x, r, c, self.composite.root)
         out = {"relevance": r.float(), "hypothetical": c.float(), "target": f.float()}
         if return_layers:

@@ -476,8 +476,9 @@ def _conv_vjp(a, conv_args):
     return vjp
 
 
-def _layer_factor(layer, a, relevance, z):
-    """The factor of ``R_in = a * factor`` at ``layer`` by its rule."""
+def _layer_factor(layer, a, relevance, z, root=None):
+    """The factor of ``R_in = a * factor`` at ``layer`` by its rule; with ``root`` (the layer's input at
+    the root point), of ``R_in = (a - root) * factor`` (:meth:`lrp.engine.rules.LayerRule.factor_at_root`)."""
     if layer.kind == "conv":
         apply, vjp = _conv_apply(layer.conv_args), _conv_vjp(a, layer.conv_args)
     else:
@@ -488,30 +489,50 @@ def _layer_factor(layer, a, relevance, z):
         def vjp(s, w):
             return s @ w
 
+    if root is not None:
+        return layer.rule.factor_at_root(a - root, relevance, layer.weight, apply, vjp)
     return layer.rule.factor(
         a, relevance, layer.weight, layer.bias, apply, vjp, z, layer.nonneg_input
     )
 
 
-def propagate(plan, env, n, r, override=None):
+def root_inputs(plan, env, x_root):
+    """The first layers' inputs at the root point ``x_root`` (the input's shape): the identity and routing
+    ops between the input and the first layers (:attr:`Plan.input_path`, linear) run on ``x_root``.
+    Returns ``{first layer's input node: value}``."""
+    local = dict(env)
+    local[plan.input] = x_root
+    for n in plan.nodes:
+        if n in plan.input_path and n is not plan.input:
+            local[n] = n.target(*resolve(n.args, local), **resolve(n.kwargs, local))
+    return {
+        layer.input: local[layer.input]
+        for layer in plan.layers.values()
+        if layer.is_first and layer.input in plan.input_path
+    }
+
+
+def propagate(plan, env, n, r, override=None, root=None):
     """Relevance that node ``n`` sends to each of its activation inputs, given ``r`` at its output.
 
     Returns ``{input node: (relevance, factor)}`` where ``relevance = input * factor`` for linear ops (the
     factor feeds the hypothetical scores) and ``factor`` is ``None`` for pass-through and routing ops.
-    override: ``{input node: masked activation}`` to recompute with (PLRP-M).
+    override: ``{input node: masked activation}`` to recompute with (PLRP-M). root: ``{first layer's input
+    node: its value at the root point}`` (:func:`root_inputs`): those layers take their rule against it.
     """
     override = override or {}
     if n in plan.layers:
         layer = plan.layers[n]
         a = override.get(layer.input, env[layer.input])
         z = None if layer.input in override else env[n]
-        factor = _layer_factor(layer, a, r, z)
+        at = root.get(layer.input) if root and layer.is_first else None
+        factor = _layer_factor(layer, a, r, z, at)
         return {layer.input: (a * factor, factor)}
     acts = [a for a in dict.fromkeys(nodes_in((n.args, n.kwargs))) if a in plan.activations]
     return plan.rules[n].relevance(n, env, acts, r, override, plan.input_path)
 
 
-def backward(plan, env, initial, method="lrp", return_layers=False):
+def backward(plan, env, initial, method="lrp", return_layers=False, root=None):
     """Walk the graph backwards from ``initial`` (output node -> initial relevance).
 
     method: ``lrp``, ``plrp-lambda`` or ``plrp-m``. Pruning acts on the total relevance of every hidden
@@ -521,6 +542,7 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
     flow through, so its kept entries are rescaled per sign as in PLRP-λ.
     Returns ``(relevance, hypothetical, layers)``: relevance and hypothetical scores at the input
     (input's shape), and ``{layer name: relevance at the layer's input after pruning}`` when asked.
+    ``root``: the first layers' inputs at the root point (:func:`root_inputs`), or None (against zero).
     """
     relevance, factors, layers, sent = {}, {}, {}, {}
     pruned_at = {}
@@ -562,7 +584,7 @@ def backward(plan, env, initial, method="lrp", return_layers=False):
                 cslot = factors.setdefault(parent, [None] * len(env[parent]))
                 cslot[i] = c_out if cslot[i] is None else cslot[i] + c_out
             continue
-        for a, (r_a, factor) in propagate(plan, env, n, r).items():
+        for a, (r_a, factor) in propagate(plan, env, n, r, root=root).items():
             add(relevance, a, r_a)
             if method == "plrp-m" and a in pruned_at:
                 sent.setdefault(a, []).append((n, r, r_a))

@@ -29,7 +29,8 @@ IDENTITY_OPS = {
     aten.alpha_dropout,
     aten.to,
 }
-# element-wise activations and identities: relevance passes unchanged
+# element-wise activations and identities: relevance passes unchanged (exp: Koo & Ploenzke's first-layer
+# activation; the first layer takes its rule against the root point, where its bias cancels)
 PASS_OPS = IDENTITY_OPS | {
     aten.relu,
     aten.leaky_relu,
@@ -47,6 +48,7 @@ PASS_OPS = IDENTITY_OPS | {
     aten.hardswish,
     aten.hardsigmoid,
     aten.prelu,
+    aten.exp,
 }
 ROUTE_OPS = {
     aten.view,

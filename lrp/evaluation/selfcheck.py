@@ -23,7 +23,13 @@ method's gathered relevance as ``plrp evaluate`` does, and :func:`fields` gives 
 
 import numpy as np
 
-from lrp.evaluation.metrics import _background, auprc, evenly_spaced, perturbation_curve
+from lrp.evaluation.metrics import (
+    _background,
+    auprc,
+    deletion_order,
+    evenly_spaced,
+    perturbation_curve,
+)
 
 # torch (lrp.engine.target) and numba (lrp.motifs.seqlets) are imported where used: `plrp evaluate --help`
 # and `plrp evaluate --compare` read this module's defaults without either
@@ -107,7 +113,7 @@ def deletion_gain_from_baseline(f, x, scores, baseline):
         )
     fractions = np.asarray(baseline["fractions"], dtype=np.float64)
     bg = _background(x, "shuffle", np.random.default_rng(baseline["seed"]))
-    order = np.argsort(-scores, axis=1, kind="stable")
+    order = deletion_order(scores, baseline["seed"])
     relevance = (f0 - perturbation_curve(f, x, order, fractions[1:], bg)).mean(1)
     return relevance - np.asarray(baseline["random_aopc"], dtype=np.float64)
 
