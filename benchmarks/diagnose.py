@@ -2,7 +2,8 @@
 
 Uses the setups of :mod:`quality` (same seeds, same training): ``maxcnn`` (the classifier CNN, global max
 pool; the figures in ``docs/`` were made on the 1 kb classifier that was the demo's model before the BPNet-style
-one) and ``bpnet`` (bpnet-lite's BPNet, profile and counts heads). Per setup and head it measures:
+one) and ``bpnet`` (bpnet-lite's BPNet, profile and counts heads, trained as when the diagnosis was measured:
+``counts_at_mean=False``). Per setup and head it measures:
 
 1. **The signed target.** The initial relevance at the outputs split into its positive and negative
    parts; LRP is linear in its initial relevance (the rules' ratios depend on the activations only), so
@@ -401,7 +402,8 @@ def figure_gxi(key, lrp_r, gxi_r, eps_r):
 def diagnose(name, model, x, heads, seed):
     """Every measurement on one setup -> ``{"setup/head": facts}`` (and the figures)."""
     facts = {}
-    for head, (target, mask) in heads.items():
+    for head, (target, sites) in heads.items():
+        mask = Q._mask(sites, x.shape[2])
         key = f"{name}/{head}"
         t0 = time.perf_counter()
         fk = {"signed_target": signed_target(model, x, target, mask)}
@@ -464,7 +466,10 @@ def main(argv=None):
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.setups:
-            model, x, heads = Q.build(name, args.seed, Path(tmp) / name)
+            if name == "bpnet":  # as trained when the diagnosis was measured (Q.setup_bpnet)
+                model, x, heads = Q.setup_bpnet(args.seed, counts_at_mean=False)
+            else:
+                model, x, heads = Q.build(name, args.seed, Path(tmp) / name)
             facts.update(diagnose(name, model, x, heads, args.seed))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

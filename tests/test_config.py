@@ -252,7 +252,7 @@ def test_lint_and_format():
 
 def test_parsing_needs_neither_the_installed_package_nor_torch(tmp_path):
     """The workflow parses where lrp is not installed and imports no torch: config.smk imports
-    lrp.engine.methods, lrp.demo.spec and lrp.report.outputs (standard library only) from the checkout, which Snakemake puts first on sys.path.
+    lrp.engine.methods, lrp.demo.spec, lrp.motifs.defaults and lrp.report.outputs (standard library only) from the checkout, which Snakemake puts first on sys.path.
     Python runs with -S, so the editable install's .pth file is not read."""
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     python = [sys.executable, "-S"]
@@ -286,6 +286,8 @@ def test_parsing_needs_neither_the_installed_package_nor_torch(tmp_path):
         "lrp.engine.methods",
         "lrp.demo",
         "lrp.demo.spec",
+        "lrp.motifs",
+        "lrp.motifs.defaults",
         "lrp.report",
         "lrp.report.outputs",
     }

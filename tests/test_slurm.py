@@ -320,12 +320,15 @@ def test_resources_at_the_scheduler(slurm):
     cuda = _jobs(slurm, _run_id(_log(slurm, "cuda"))[0])
     shards = [r for r in cuda if r["rule"] == "attribute"]
     assert len(shards) == slurm["n_shards"], cuda
-    for r in shards:
+    # the rules that explain windows on the device: the shards and the calls' shuffled null (default on)
+    explaining = [r for r in cuda if r["rule"] in ("attribute", "null_relevance")]
+    assert len(explaining) > len(shards), cuda
+    for r in explaining:
         req, alloc = _tres(r["ReqTRES"]), _tres(r["AllocTRES"])
         assert req["gres/gpu"] == "1" and alloc["gres/gpu"] == "1", r  # --gpus=1
         assert alloc["cpu"] == "4", r  # cpus_per_gpu: 4
         assert req["mem"] == "32000M" and r["Timelimit"] == "02:00:00", r
         assert r["State"] == "FAILED", r  # there is no CUDA behind the node's GPU
-    others = [r for r in cuda if r["rule"] != "attribute"]
+    others = [r for r in cuda if r not in explaining]
     assert [r["rule"] for r in others] == ["regions"], cuda
     assert all("gres/gpu" not in _tres(r["ReqTRES"] + "," + r["AllocTRES"]) for r in others)

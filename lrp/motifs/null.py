@@ -1,4 +1,4 @@
-"""A null for seqlet scores, the same for every method: calls at one target FDR (opt in, e.g. 5%).
+"""A null for seqlet scores, the same for every method: calls at one target FDR (by default 20%).
 
 The recursive seqlet caller (:func:`lrp.motifs.seqlets.call_seqlets`) proposes spans; its p-value is a rank
 score, so one threshold calls each method at a different error rate. Here each seqlet is tested instead
@@ -65,19 +65,13 @@ import numpy as np
 
 from lrp.core.atomic import atomic_path
 from lrp.core.errors import input_error
+
+# the defaults have one owner (lrp.motifs.defaults), which the workflow reads at parse time too
+from lrp.motifs.defaults import FDR, NULL, NULL_WINDOWS, NULLS, WIDTH  # noqa: F401
 from lrp.motifs.seqlets import _blocks
 
 log = logging.getLogger("plrp")
 
-NULLS = ("shuffled", "laplace")  #: the nulls of config ``calls.null``
-NULL = "shuffled"  #: the default null: the method's relevance on dinucleotide-shuffled windows
-#: the default target FDR of the calls: 1, the filter off; opt in with ``calls.fdr`` (e.g. 0.05). Not on by
-#: default: on the demo's profile head a shuffled window still gets the target's relevance on its strongest
-#: chance match, as strong as most planted sites, so at 0.05 every method keeps 18-57 calls, recall 5-8%
-#: (README), while on benchmarks/quality.py's setups the shuffled null at 0.05 gives call F1 0.58-0.86.
-FDR = 1.0
-NULL_WINDOWS = 128  #: windows the shuffled null is drawn from (all when fewer)
-WIDTH = 10  #: bp of the windows whose sums are tested
 QUANTILE = 0.5  #: the quantile of a side's excess the Laplace scale is fitted from
 SAMPLE_CAP = 2_000_000  #: at most this many window sums are fitted (an even stride over the rest)
 RESIDUE = 1e-6  #: |W - mu| <= RESIDUE * max |W| is no evidence (exact zeros, float32 round-off)

@@ -486,8 +486,9 @@ class Page:
             parts.append(
                 '<p class="note">gini: sparsity of |R.sum(0)| (1 = one position). rma/rra/auprc: '
                 "relevance on the known sites. precision/recall/f1: motif calls against known sites "
-                "(label checked). aopc: drop of f_t when the most relevant positions are deleted first "
-                "(gain: over random order).</p>"
+                "(label checked), every method called at the same FDR under its own shuffled null "
+                "(config calls.fdr). aopc: drop of f_t when the most relevant positions are deleted "
+                "first, ties in random order (gain: over random order).</p>"
             )
         if len(self.out):
             known = self.out[self.out["status"] != "no sites"].drop(columns="status")

@@ -2,13 +2,14 @@
 
 Every function the rule files call lives here or in config.smk (the rule files hold rules only); this file reads
 the tables config.smk resolved (GENOMES, MODELS, METHODS, PAIRS, JASPAR) and, of ``lrp``, only the figure names
-(lrp/report/outputs.py, standard library only).
+(lrp/report/outputs.py) and the calls' null defaults (lrp/motifs/defaults.py), both standard library only.
 """
 
 import json
 import shlex
 from pathlib import Path
 
+from lrp.motifs.defaults import FDR as CALLS_FDR, NULL as CALLS_NULL
 from lrp.report.outputs import COMPARISON_PLOTS, LOGO_FIGURES
 
 
@@ -244,11 +245,11 @@ JASPAR_NAMES_FLAG = (
 )
 
 
-# The shuffled null of the calls (the defaults of lrp/motifs/null.py, NULL and FDR: null shuffled, fdr 1 = off; parsing imports no numba): needed
-# when the config opts in with calls.fdr below 1, unless calls.null_kind is laplace.
+# The shuffled null of the calls (defaults from lrp/motifs/defaults.py, standard library only): needed when
+# the calls are filtered (calls.fdr below 1, the default 0.2) under it (calls.null_kind shuffled, the default).
 SHUFFLED_NULL = (
-    config["calls"].get("null_kind", "shuffled") == "shuffled"
-    and config["calls"].get("fdr", 1.0) < 1
+    config["calls"].get("null_kind", CALLS_NULL) == "shuffled"
+    and config["calls"].get("fdr", CALLS_FDR) < 1
 )
 NULL_RELEVANCE = "results/{genome}/{model}/{method}/null_relevance.npz"
 
