@@ -107,6 +107,21 @@ def test_uniform_root_takes_the_first_layer_against_the_root_point():
     )
 
 
+def test_a_window_of_n_gets_zero_relevance_and_hypothetical_scores():
+    """A window that is all N equals the uniform root point: the first layer has nothing to split, so its
+    relevance and hypothetical scores are zero (dividing by its zero ``z - z~`` gave scores of 5e8)."""
+    torch.manual_seed(0)
+    model = BPNetLike().eval()
+    x = one_hot(3, 80)
+    x[1] = 0
+    x[2, :, :40] = 0
+    for method in ("lrp", "plrp-lambda"):
+        out = explain(model, x, method=method, target={"output": "counts", "index": 0})
+        assert (out.relevance[1] == 0).all() and (out.hypothetical[1] == 0).all()
+        assert torch.isfinite(out.hypothetical).all()
+        assert out.hypothetical[2].abs().max() < 10 * out.hypothetical[0].abs().max()
+
+
 def test_first_layer_bias_does_not_flip_the_relevance_under_exp():
     """A first layer under ``exp`` (Koo & Ploenzke's activation) learns a negative bias, so ``W x + b`` is
     negative where ``W x`` is not: an epsilon rule dividing by ``W x + b`` flipped the sign of the sites'
