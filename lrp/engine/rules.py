@@ -307,13 +307,13 @@ def at_root(x, relevance, hypothetical, root):
     The first layers take their rule against the root point (:func:`lrp.engine.graph.root_inputs`): the
     rule applied to ``x - x~``, whose ``z - z~`` holds no bias (LRP's root-point form, DeepLIFT's rescale at
     the first layer), gives the hypothetical factor ``h`` with ``R_c = (x_c - x~_c) h_c``, which conserves
-    the first layers' relevance. A bias in the denominator would flip the relevance's sign wherever
+    the first layers' relevance up to the stabilizer (:func:`divide_relative`). A bias in the denominator would flip the relevance's sign wherever
     ``W x`` and ``W x + b`` differ in sign: under an activation that is not zero below 0 (``exp``, Koo &
     Ploenzke 2021), whose bias is learned negative, it put the sites' relevance below zero (measured in
     ``docs/plrp-method.md``). ``uniform``: the position's relevance, ``sum_c (x_c - x~_c) h_c``, is kept on
     the base it holds: ``h' = h - mean_c h`` and ``R' = x h'``, so the output stays in the format of the
-    other methods (zero on absent bases and on N). For gradient x input this is the correction of
-    Majdandzic et al. 2023 (off-simplex gradients removed); here it is LRP's first step.
+    other methods (zero on absent bases and on N). Applied to a gradient, ``h - mean_c h`` is the correction
+    of Majdandzic et al. 2023 (off-simplex gradients removed); here it is LRP's first step.
 
     Parameters
     ----------
