@@ -396,11 +396,8 @@ def judge_for(f):
 
 #: the shared target FDR every method is called at (the workflow's default, one owner)
 CALL_FDR = NULL.FDR
-CALL_FDRS = (
-    0.05,
-    0.2,
-    1.0,
-)  #: the call metrics are also given at these FDRs (1: every seqlet, no null)
+#: the call metrics are also given at these FDRs (1: every seqlet, no null)
+CALL_FDRS = (0.05, 0.2, 1.0)
 MAX_Q = 0.05  #: a call or a de novo motif names a TF when its TOMTOM q against it is at most this
 
 
@@ -416,12 +413,13 @@ def _named(db, significant):
     return {db[1][j].lower() for j in significant}
 
 
-def call_scores(scores, sites, fdr=CALL_FDR, null_scores=None, x=None, db=None):
+def call_scores(scores, sites, seqlets, fdr=CALL_FDR, null_scores=None, x=None, db=None):
     """Calls at ``fdr`` against the planted sites: precision, recall and F1 of the positive seqlets that
     pass the null (:func:`lrp.motifs.null.filter_seqlets`, the pipeline's calls); a call is correct
     when it overlaps a site, a site is found when a call overlaps it.
 
-    ``sites``: per window ``[(start, end, tf), ...]``; ``null_scores (n, L)``: the shuffled null (the
+    ``sites``: per window ``[(start, end, tf), ...]``; ``seqlets``: :func:`lrp.motifs.seqlets.call_seqlets`
+    of ``scores`` (proposed once, tested at every FDR); ``null_scores (n, L)``: the shuffled null (the
     method's projected relevance on dinucleotide-shuffled windows), ``None``: the Laplace null fitted to
     ``scores``. With the one-hot windows ``x (N, 4, L)`` and the motif database ``db``, each call is
     labelled by TOMTOM as the pipeline labels it (:func:`lrp.motifs.calls.annotate`) and
@@ -429,7 +427,6 @@ def call_scores(scores, sites, fdr=CALL_FDR, null_scores=None, x=None, db=None):
     another match with q <= :data:`MAX_Q`)."""
     length = scores.shape[1]
     mask = _mask(sites, length)
-    seqlets = call_seqlets(scores)
     kept, info = NULL.filter_seqlets(scores, seqlets, fdr=fdr, null_scores=null_scores)
     kept = kept[kept["sign"] > 0].reset_index(drop=True)
     flat = [(r, a, b, tf) for r, rows in enumerate(sites) for a, b, tf in rows]
@@ -526,11 +523,13 @@ def measure(model, x, target, sites, method, params, f, rc=False, seed=0, db=Non
         "flagged": check["flagged"],
         "windows_per_s": len(x) / seconds,
     }
-    row.update(call_scores(scores, sites, CALL_FDR, null_scores, x=x, db=db))
-    for fdr in CALL_FDRS:
-        at = call_scores(scores, sites, fdr, null_scores, x=x, db=db)
+    seqlets = call_seqlets(scores)
+    for fdr in dict.fromkeys((*CALL_FDRS, CALL_FDR)):
+        at = call_scores(scores, sites, seqlets, fdr, null_scores, x=x, db=db)
         row.update({f"{k}@{fdr:g}": v for k, v in at.items() if k != "n_seqlets"})
-    laplace = call_scores(scores, sites, CALL_FDR)
+        if fdr == CALL_FDR:  # the row's own columns: the workflow's default
+            row.update(at)
+    laplace = call_scores(scores, sites, seqlets, CALL_FDR)
     row.update({f"laplace_{k}": v for k, v in laplace.items() if k != "n_seqlets"})
     if db is not None:
         planted = sorted({tf for rows_ in sites for *_, tf in rows_})
