@@ -32,7 +32,7 @@ composite by the deletion test (:func:`lrp.engine.auto.choose_rules`); under tha
 (0.1, 0.25, 0.5, and plrp-m 0.25) runs beside ``p`` per layer (:func:`lrp.engine.auto.knee_p`). Every
 composite of :data:`COMPOSITES` (``zero-root``: the default with relevance against a zero input, LRP's own)
 also runs lrp and plrp-lambda 0.25. Sizes (:data:`N_BP`, :data:`N_AUTO`, :data:`DELETION`) are set for a
-run of about 10 minutes on 2 idle cores (559-642 s measured).
+run of about 6 minutes on 2 idle cores (378 s measured).
 
 Run: ``.venv/bin/python benchmarks/quality.py [--setups demo bpnet ...]``; prints a table and writes
 ``benchmarks/results/quality.json``. The diagnosis of ``docs/plrp-method.md`` (its figures) is
